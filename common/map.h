@@ -34,7 +34,7 @@ int pl_map_put(pl_map_t *m, const char *key, size_t klen, void *val);
 void *pl_map_del(pl_map_t *m, const char *key, size_t klen);
 
 void pl_map_iter_init(pl_map_iter_t *it, const pl_map_t *m);
-/* Returns 1 and sets *key/*klen/*val for the next entry, or 0 at the end. */
+/* Returns 1 and sets key, klen and val for the next entry, or 0 at the end. */
 int pl_map_iter_next(pl_map_iter_t *it, const char **key, size_t *klen, void **val);
 
 uint64_t pl_hash(const void *p, size_t n);
