@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs every Debian package Parley needs to build, test, format and run (Debian 12).
+#
+# Idempotent and fast on a machine that already has everything: when dpkg reports every
+# package installed, apt is not touched at all. Otherwise: `apt-get update`, then one
+# `apt-get install`. Runs as root, or through sudo when not root and sudo exists.
+#
+# Usage: deploy/install-deps.sh [--force]   (--force: run apt even if all are installed)
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential
+  cmake
+  pkg-config
+  # libraries (server)
+  libuv1-dev
+  libjansson-dev
+  libjwt-dev
+  node-llhttp        # llhttp C sources under /usr/share/llhttp
+  libssl-dev
+  libwebsockets-dev
+  libhiredis-dev
+  # runtime services and tools
+  redis-server
+  curl
+  openssl            # deploy/quickstart.sh signs its development token with it
+  # tests
+  python3
+  python3-websockets
+  python3-jwt
+  python3-cryptography
+  # style
+  clang-format
+)
+
+force=0
+case "${1:-}" in
+  --force) force=1 ;;
+  "") ;;
+  -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+  *) echo "install-deps.sh: unknown argument: $1" >&2; exit 2 ;;
+esac
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  status="$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)"
+  if [ "$status" != "installed" ]; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ] && [ "$force" -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+  else
+    echo "install-deps: not root and sudo is not available; install as root: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing: ${missing[*]}"
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${PACKAGES[@]}"
+echo "install-deps: done"
