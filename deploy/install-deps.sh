@@ -25,6 +25,7 @@ PACKAGES=(
   redis-server
   curl
   openssl            # deploy/quickstart.sh signs its development token with it
+  jq                 # the README's curl walk-through reads fields with it
   # tests
   python3
   python3-websockets
