@@ -37,6 +37,8 @@ API (stable; add, don't rename):
   wait_until(pred, timeout=5, interval=0.05, msg=None) -> pred's truthy value
   check_error(resp, status, code=None) ; parse_iso(s) ; ISO_RE ; ID_RE ; uniq(prefix)
   curl(*args, timeout=15) -> CompletedProcess ; SLOW ; scaled(seconds)
+  is_closed(sock, timeout=2) ; run_in_thread(fn, *a, **kw) -> (thread, box)
+  metrics(server) -> Metrics(.types .samples .has(name) .get(name, **labels) .sum .value)
   ParleyTestCase(unittest.TestCase): .server(**kw) starts one that stops at cleanup,
       assertStatus(resp, status), assertError(resp, status, code), assertId(s), assertIso(s)
 """
@@ -956,3 +958,78 @@ def run_in_thread(fn, *args, **kw):
     t = threading.Thread(target=run, daemon=True)
     t.start()
     return t, box
+
+
+# ----------------------------------------------------------------------------------------
+# Prometheus text
+
+
+_SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?\s*$")
+_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+class Metrics:
+    """Parsed Prometheus text: .types {family: type}, .samples [(name, labels, value)]."""
+
+    def __init__(self, text):
+        self.text = text
+        self.types = {}
+        self.helps = {}
+        self.samples = []
+        self.bad_lines = []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            if line.startswith("# TYPE "):
+                parts = line.split(None, 3)
+                if len(parts) == 4:
+                    self.types[parts[2]] = parts[3].strip()
+                continue
+            if line.startswith("# HELP "):
+                parts = line.split(None, 3)
+                if len(parts) >= 3:
+                    self.helps[parts[2]] = parts[3] if len(parts) == 4 else ""
+                continue
+            if line.startswith("#"):
+                continue
+            m = _SAMPLE_RE.match(line)
+            if not m:
+                self.bad_lines.append(line)
+                continue
+            labels = dict(_LABEL_RE.findall(m.group(3) or ""))
+            try:
+                value = float(m.group(4))
+            except ValueError:
+                self.bad_lines.append(line)
+                continue
+            self.samples.append((m.group(1), labels, value))
+
+    def has(self, name):
+        """True if the family is declared (TYPE) or has a sample (name, name_bucket, ...)."""
+        if name in self.types:
+            return True
+        return any(s[0] == name or s[0] in (name + "_bucket", name + "_sum", name + "_count")
+                   for s in self.samples)
+
+    def get(self, name, **labels):
+        """Samples of exactly this name whose labels include labels."""
+        return [s for s in self.samples
+                if s[0] == name and all(s[1].get(k) == v for k, v in labels.items())]
+
+    def sum(self, name, **labels):
+        return sum(s[2] for s in self.get(name, **labels))
+
+    def value(self, name, **labels):
+        """The single sample's value (AssertionError if not exactly one)."""
+        got = self.get(name, **labels)
+        if len(got) != 1:
+            raise AssertionError("expected one sample %s%r, found %r" % (name, labels, got))
+        return got[0][2]
+
+
+def metrics(server):
+    """GET /metrics (asserting 200) parsed."""
+    r = req(server, "GET", "/metrics")
+    if r.status != 200:
+        raise AssertionError("GET /metrics: %r" % (r,))
+    return Metrics(r.text)
