@@ -71,6 +71,9 @@ typedef struct {
     char name[PL_NAME_SIZE];
     int64_t joined_at_ms;
     int64_t expires_at_ms; /* last heartbeat + member_ttl */
+    /* The sender of the last offer this member popped ("" when none): the default `to` of
+     * its answer. Kept by the store so that it holds on every node. */
+    char last_offer_from[PL_ID_SIZE];
 } pl_member_t;
 
 /* An envelope as stored: the serialized JSON the client will receive, plus what the store

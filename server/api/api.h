@@ -1,0 +1,169 @@
+/* The REST API: the application context shared by every handler, and the helpers handlers
+ * use to parse, authenticate, rate-limit and answer. Handlers live in signaling.c (the
+ * seed's signaling endpoints), rooms.c (listing) and ops.c (health and metrics); the
+ * long-poll waiters and the fan-out of store notifications live in hub.c. */
+#ifndef PL_API_H
+#define PL_API_H
+
+#include "auth/auth.h"
+#include "config.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "metrics.h"
+#include "net/netpolicy.h"
+#include "store/store.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+typedef struct pl_hub pl_hub_t;
+
+typedef struct pl_app {
+    uv_loop_t *loop;
+    const pl_config_t *cfg;
+    pl_store_t *store;
+    pl_auth_t *auth;
+    pl_http_server_t *http;
+    pl_metrics_t *metrics;
+    pl_hub_t *hub;
+    pl_netpolicy_t net;
+    bool shutting_down;
+} pl_app_t;
+
+typedef struct pl_call pl_call_t;
+typedef void (*pl_call_fn)(pl_call_t *call);
+
+/* Per-request state of an API call, freed in one place when the response is sent. */
+struct pl_call {
+    pl_app_t *app;
+    pl_http_req_t *req;
+    pl_route_match_t match;
+    json_t *body;            /* parsed JSON body (object), or NULL */
+    pl_identity_t user;      /* after api_auth_user */
+    pl_sigtoken_t sig;       /* after api_auth_signaling */
+    char client_ip[64];
+    char room_id[PL_ID_SIZE];
+    int64_t now_ms;
+    /* Rate-limit chaining. */
+    pl_call_fn rate_next;
+    const char *rate_scope;
+    uint32_t rate_limit;
+    /* Handler scratch. */
+    int pending;
+    int status;
+    json_t *result;
+    void *extra;
+    void (*extra_free)(void *);
+};
+
+/* ---- wiring (api.c) ---- */
+
+int pl_api_init(pl_app_t *app);
+void pl_api_free(pl_app_t *app);
+/* The pl_http_opts_t handler and completion hooks. */
+void pl_api_handle(void *ud, pl_http_req_t *req);
+void pl_api_complete(void *ud, pl_http_req_t *req, int status, double seconds);
+/* Shutdown: answers every waiting long-poll now. */
+void pl_api_shutdown(pl_app_t *app);
+
+/* ---- answering (api.c); each ends the call ---- */
+
+void api_json(pl_call_t *call, int status, json_t *body); /* steals body */
+void api_error(pl_call_t *call, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void api_empty(pl_call_t *call, int status);
+void api_answer_text(pl_call_t *call, int status, const char *content_type, const char *text,
+                     size_t len);
+/* Answers popped envelopes: one envelope as the body (n == 1, !events), {events:[...]}
+ * (events), or nothing: 204 (!events) / 200 {events:[]} (events). */
+void api_answer_envelopes(pl_call_t *call, const pl_envelope_t *envs, size_t n, bool events);
+/* Maps a store status (PL_ENOTFOUND...) to the API error. */
+void api_store_error(pl_call_t *call, int status);
+
+/* ---- request parsing (api.c) ---- */
+
+/* Parses the body as a JSON object; on failure answers 400/415 and returns false. */
+bool api_parse_body(pl_call_t *call);
+/* Reads a string field: required or optional; max bytes; answers 400 on a bad one. Returns
+ * false when the call was answered. *out is NULL for an absent optional field. */
+bool api_field_str(pl_call_t *call, const char *name, bool required, size_t max,
+                   const char **out);
+/* A query parameter, percent-decoded into out. Returns false when absent. */
+bool api_query(const pl_call_t *call, const char *name, char *out, size_t cap);
+
+/* ---- auth (api.c) ---- */
+
+/* Verifies the bearer user token (or makes a guest when allowed and there is no token).
+ * Answers 401 and returns false on failure. */
+bool api_auth_user(pl_call_t *call, bool guests_ok);
+/* Verifies the bearer signaling token and that it is for room_id. Answers 401/403 and
+ * returns false on failure. */
+bool api_auth_signaling(pl_call_t *call, const char *room_id);
+/* Like api_auth_signaling but without answering: true when a valid token for room_id is
+ * present. */
+bool api_has_signaling_for(pl_call_t *call, const char *room_id);
+
+/* ---- rate limits (api.c) ---- */
+
+/* Counts one event for (scope, subject) against rate and calls next(call) when allowed;
+ * answers 429 otherwise. A disabled rate (limit 0) calls next at once. */
+void api_rate(pl_call_t *call, const char *scope, const char *subject, const pl_rate_t *rate,
+              pl_call_fn next);
+
+/* ---- shared builders (envelope.c) ---- */
+
+json_t *api_room_json(const pl_room_t *room);
+json_t *api_peer_json(const pl_member_t *m);
+json_t *api_ice_servers(pl_app_t *app, const char *user_id, int64_t now_ms);
+/* A new envelope object {type, id, roomId, from, to, ts}; from/to NULL → JSON null. Writes
+ * the fresh id into id_out (PL_ID_SIZE). */
+json_t *api_envelope_new(pl_env_type_t type, const char *room_id, const char *from,
+                         const char *to, int64_t ts, char *id_out);
+/* Serializes env_json and pushes it; cb as the store's. Steals env_json. */
+int api_push(pl_app_t *app, const char *room_id, const char *from, const char *to,
+             pl_env_type_t type, json_t *env_json, const char *id, pl_store_status_cb cb,
+             void *ud);
+/* Sends `peer-left` for member to every peer in remaining (fire and forget). */
+void api_fanout_peer_left(pl_app_t *app, const char *room_id, const pl_member_t *member,
+                          const pl_member_t *remaining, size_t n);
+/* Writes the ISO 8601 form of ms into a JSON string. */
+json_t *api_iso_time(int64_t ms);
+/* Picks the existing peers a newcomer is offered to (topology.c). Writes indexes into
+ * peers[] into out (cap entries) and returns how many. */
+size_t pl_topology_choose(const pl_room_t *room, const pl_member_t *peers, size_t n,
+                          size_t *out, size_t cap);
+
+/* ---- handlers ---- */
+
+void api_create_room(pl_call_t *call);
+void api_join_room(pl_call_t *call);
+void api_post_offer(pl_call_t *call);
+void api_post_answer(pl_call_t *call);
+void api_post_candidate(pl_call_t *call);
+void api_get_offer(pl_call_t *call);
+void api_get_answer(pl_call_t *call);
+void api_get_events(pl_call_t *call);
+void api_heartbeat(pl_call_t *call);
+void api_leave_room(pl_call_t *call);
+void api_list_rooms(pl_call_t *call);
+void api_get_room(pl_call_t *call);
+void api_healthz(pl_call_t *call);
+void api_readyz(pl_call_t *call);
+void api_metrics(pl_call_t *call);
+
+/* ---- hub (hub.c): long-polls and store notifications ---- */
+
+int pl_hub_new(pl_app_t *app, pl_hub_t **out);
+void pl_hub_free(pl_hub_t *hub);
+/* The store listener that feeds the hub. */
+pl_store_listener_t pl_hub_listener(pl_hub_t *hub);
+/* Parks call until an envelope matching mask arrives for (room, peer) or wait_ms passes;
+ * then pops and answers. events: answer {events:[...]} rather than one envelope. */
+void pl_hub_wait(pl_hub_t *hub, pl_call_t *call, const char *peer_id, unsigned mask,
+                 uint32_t wait_ms, bool events);
+size_t pl_hub_waiting(const pl_hub_t *hub);
+/* Answers every parked call (204 / empty events). */
+void pl_hub_flush(pl_hub_t *hub);
+
+#endif

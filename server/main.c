@@ -1,0 +1,218 @@
+/* parleyd: the Parley signaling and room server.
+ *
+ * Start-up order: configuration, identity keys, the hub (which listens to the store), the
+ * store, then the HTTP listener. Shutdown runs the other way round: stop accepting, answer
+ * parked long-polls, let in-flight requests finish (bounded by PARLEY_SHUTDOWN_TIMEOUT),
+ * then tear down the store and close every handle before exiting 0. */
+#include "api/api.h"
+#include "auth/auth.h"
+#include "config.h"
+#include "http/server.h"
+#include "metrics.h"
+#include "store/store.h"
+
+#include "common/error.h"
+#include "common/log.h"
+#include "version.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+typedef struct {
+    pl_app_t app;
+    pl_config_t cfg;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t drain_timer;
+    int64_t drain_deadline_ms;
+    bool stopping;
+} daemon_t;
+
+static void on_signal(uv_signal_t *sig, int signum);
+static void on_drain_tick(uv_timer_t *t);
+static int start(daemon_t *d);
+static void teardown(daemon_t *d);
+
+int main(int argc, char **argv)
+{
+    static daemon_t d;
+    char err[512] = "";
+    pl_config_action_t action = PL_CONFIG_RUN;
+    signal(SIGPIPE, SIG_IGN);
+
+    if (pl_config_load(&d.cfg, argc, argv, environ, stdout, &action, err, sizeof err)) {
+        fprintf(stderr, "parleyd: %s\n", err);
+        pl_config_free(&d.cfg);
+        return 2;
+    }
+    if (action != PL_CONFIG_RUN) {
+        pl_config_free(&d.cfg);
+        return 0;
+    }
+    pl_log_level_t level = PL_LOG_INFO;
+    pl_log_parse_level(d.cfg.log_level, &level);
+    pl_log_set_level(level);
+
+    int rc = start(&d);
+    if (rc == 0)
+        uv_run(d.app.loop, UV_RUN_DEFAULT);
+    teardown(&d);
+    pl_config_free(&d.cfg);
+    if (rc == 0)
+        pl_log_info("stopped");
+    return rc == 0 ? 0 : 1;
+}
+
+static int start(daemon_t *d)
+{
+    pl_app_t *app = &d->app;
+    char err[512] = "";
+    int rc;
+    app->loop = uv_default_loop();
+    app->cfg = &d->cfg;
+
+    if ((rc = pl_auth_new(&d->cfg, &app->auth, err, sizeof err))) {
+        pl_log_error("cannot load the JWT key", PL_LS("error", err));
+        return rc;
+    }
+    if (pl_auth_insecure(app->auth))
+        pl_log_warn("INSECURE DEVELOPMENT MODE: user tokens are NOT verified; any unsigned "
+                    "token is accepted. Never run this in production.");
+    if (!(app->metrics = pl_metrics_new()))
+        return PL_ENOMEM;
+    if ((rc = pl_api_init(app))) {
+        pl_log_error("cannot start the API", PL_LS("error", pl_strerror(rc)));
+        return rc;
+    }
+
+    pl_store_opts_t sopts = {
+        .room_ttl_s = d->cfg.room_ttl,
+        .member_ttl_s = d->cfg.member_ttl,
+        .signal_ttl_s = d->cfg.signal_ttl,
+        .inbox_max = 256,
+        .rooms_max = 1000000,
+    };
+    pl_store_listener_t listener = pl_hub_listener(app->hub);
+    if (strcmp(d->cfg.store, "memory") == 0) {
+        rc = pl_store_memory_new(app->loop, &sopts, &listener, &app->store);
+    } else {
+        pl_log_error("this build supports only the memory store",
+                     PL_LS("store", d->cfg.store));
+        return PL_ECONFIG;
+    }
+    if (rc) {
+        pl_log_error("cannot open the store", PL_LS("error", pl_strerror(rc)));
+        return rc;
+    }
+
+    pl_http_opts_t hopts = {
+        .max_connections = d->cfg.max_connections,
+        .header_timeout_ms = d->cfg.header_timeout_ms,
+        .idle_timeout_ms = d->cfg.idle_timeout_ms,
+        .max_body = d->cfg.max_body,
+        .handler = pl_api_handle,
+        .on_complete = pl_api_complete,
+        .ud = app,
+    };
+    if ((rc = pl_http_server_new(app->loop, &hopts, &app->http)))
+        return rc;
+    if ((rc = pl_http_server_listen(app->http, d->cfg.listen_host, d->cfg.listen_port))) {
+        pl_log_error("cannot listen", PL_LS("host", d->cfg.listen_host),
+                     PL_LI("port", d->cfg.listen_port), PL_LS("error", pl_strerror(rc)));
+        return rc;
+    }
+
+    uv_signal_init(app->loop, &d->sigterm);
+    uv_signal_init(app->loop, &d->sigint);
+    d->sigterm.data = d->sigint.data = d;
+    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d->sigint, on_signal, SIGINT);
+    uv_timer_init(app->loop, &d->drain_timer);
+    d->drain_timer.data = d;
+
+    char addr[300];
+    bool v6 = strchr(d->cfg.listen_host, ':') != NULL;
+    snprintf(addr, sizeof addr, v6 ? "[%s]:%u" : "%s:%u", d->cfg.listen_host,
+             pl_http_server_port(app->http));
+    pl_log_info("listening", PL_LS("addr", addr), PL_LS("store", app->store->engine),
+                PL_LS("node", d->cfg.node_id), PL_LS("version", PL_VERSION),
+                PL_LI("pid", getpid()), PL_LS("config", d->cfg.config_path));
+    return 0;
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    daemon_t *d = sig->data;
+    if (d->stopping) {
+        pl_log_warn("second signal: closing every connection now");
+        pl_http_server_close_all(d->app.http);
+        return;
+    }
+    d->stopping = true;
+    pl_log_info("shutdown", PL_LS("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"),
+                PL_LI("connections", pl_http_server_open_connections(d->app.http)),
+                PL_LI("timeout_ms", d->cfg.shutdown_timeout_ms));
+    pl_http_server_stop_accepting(d->app.http);
+    pl_api_shutdown(&d->app);
+    d->drain_deadline_ms = pl_mono_ms() + d->cfg.shutdown_timeout_ms;
+    uv_timer_start(&d->drain_timer, on_drain_tick, 0, 20);
+}
+
+/* Waits for in-flight requests to finish; at the deadline, cuts whatever is left. */
+static void on_drain_tick(uv_timer_t *t)
+{
+    daemon_t *d = t->data;
+    size_t open = pl_http_server_open_connections(d->app.http);
+    if (open > 0 && pl_mono_ms() < d->drain_deadline_ms)
+        return;
+    if (open > 0) {
+        pl_log_warn("shutdown timeout: closing remaining connections", PL_LI("open", open));
+        pl_http_server_close_all(d->app.http);
+        /* Their close callbacks run on the next loop turns; check again shortly. */
+        d->drain_deadline_ms = pl_mono_ms() + 1000;
+        return;
+    }
+    uv_timer_stop(t);
+    uv_stop(d->app.loop);
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void teardown(daemon_t *d)
+{
+    pl_app_t *app = &d->app;
+    if (app->hub)
+        pl_hub_flush(app->hub);
+    if (app->http)
+        pl_http_server_close_all(app->http);
+    if (app->loop) {
+        /* Let connection close callbacks run before the store goes away. */
+        uv_run(app->loop, UV_RUN_NOWAIT);
+    }
+    if (app->store) {
+        app->store->destroy(app->store);
+        app->store = NULL;
+    }
+    if (app->hub)
+        pl_api_free(app);
+    if (app->loop) {
+        uv_walk(app->loop, close_walk, NULL);
+        while (uv_run(app->loop, UV_RUN_DEFAULT) != 0) {
+        }
+        uv_loop_close(app->loop);
+    }
+    if (app->http)
+        pl_http_server_free(app->http);
+    pl_metrics_free(app->metrics);
+    if (app->auth)
+        pl_auth_free(app->auth);
+}

@@ -1,0 +1,31 @@
+/* Prometheus metrics: request counters and latency histograms per route, plus counters the
+ * API bumps; gauges are read at scrape time from the HTTP server and the store. */
+#ifndef PL_METRICS_H
+#define PL_METRICS_H
+
+#include "common/str.h"
+#include "http/server.h"
+#include "store/store.h"
+
+#include <stdint.h>
+
+typedef struct pl_metrics pl_metrics_t;
+
+typedef struct {
+    const pl_http_stats_t *http;
+    const pl_store_stats_t *store; /* NULL when the store could not answer */
+    uint64_t longpolls_waiting;
+    const char *node_id;
+    const char *store_engine;
+    bool store_ready;
+} pl_metrics_gauges_t;
+
+pl_metrics_t *pl_metrics_new(void);
+void pl_metrics_free(pl_metrics_t *m);
+/* route: a static, low-cardinality name ("create_room"); method: "GET"... */
+void pl_metrics_request(pl_metrics_t *m, const char *route, const char *method, int status,
+                        double seconds);
+void pl_metrics_rate_limited(pl_metrics_t *m, const char *scope);
+void pl_metrics_render(pl_metrics_t *m, const pl_metrics_gauges_t *g, pl_buf_t *out);
+
+#endif
