@@ -89,7 +89,8 @@ void pl_config_defaults(pl_config_t *cfg);
  * (NULL-terminated "KEY=value" strings; pass environ), then argv. On --help/--version it
  * prints to `out` and sets *action. On error it returns PL_ECONFIG and writes one line that
  * names the offending key into err (cap bytes). The semantic checks of pl_config_validate
- * are included. */
+ * are included. Unless it returns 0 with PL_CONFIG_RUN, cfg is left holding no heap memory
+ * (calling pl_config_free on it is still safe: it is idempotent). */
 int pl_config_load(pl_config_t *cfg, int argc, char **argv, char **envp, FILE *out,
                    pl_config_action_t *action, char *err, size_t cap);
 
