@@ -32,7 +32,11 @@ int pl_id_new(char out[PL_ID_SIZE])
     int rc = pl_random_bytes(raw, sizeof raw);
     if (rc)
         return rc;
-    return pl_b64url_encode(raw, sizeof raw, out, PL_ID_SIZE) == PL_ID_LEN ? 0 : PL_EINVAL;
+    char tmp[32];
+    if (pl_b64url_encode(raw, sizeof raw, tmp, sizeof tmp) != PL_ID_LEN)
+        return PL_EINVAL;
+    memcpy(out, tmp, PL_ID_SIZE);
+    return 0;
 }
 
 bool pl_id_valid(const char *s, size_t len)
@@ -51,7 +55,8 @@ bool pl_id_valid(const char *s, size_t len)
 static long encode(const char *alphabet, bool pad, const unsigned char *in, size_t n, char *out,
                    size_t cap)
 {
-    size_t need = (n + 2) / 3 * 4 + 1;
+    /* Unpadded output needs fewer characters than the padded bound. */
+    size_t need = pad ? (n + 2) / 3 * 4 + 1 : n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0) + 1;
     if (cap < need)
         return -1;
     size_t o = 0, i = 0;

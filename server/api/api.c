@@ -316,14 +316,6 @@ bool api_parse_body(pl_call_t *call)
     return true;
 }
 
-static bool has_control_chars(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return true;
-    return false;
-}
-
 bool api_field_str(pl_call_t *call, const char *name, bool required, size_t max,
                    const char **out)
 {
