@@ -60,6 +60,7 @@ import tempfile
 import threading
 import time
 import unittest
+import weakref
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -229,6 +230,8 @@ def run_parleyd(args=None, timeout=10, **env):
     env: PARLEY_* variables (None removes one); nothing PARLEY_* is set by default: the
     process gets exactly what the caller asks for plus the non-PARLEY environment.
     Returns CompletedProcess with text stdout/stderr."""
+    if not os.path.exists(PARLEYD):
+        raise unittest.SkipTest("parleyd binary not found at %s (set PARLEYD)" % PARLEYD)
     e = _base_env()
     for k, v in env.items():
         if v is None:
@@ -681,12 +684,19 @@ class RawResponse:
         return "<RawResponse %r %r>" % (self.status, self.raw[:300])
 
 
+# Bytes read past the end of one response (pipelining), kept for the next call per socket.
+_leftover = weakref.WeakKeyDictionary()
+
+
 def read_http_response(sock, timeout=5, head=False):
     """Reads one HTTP/1.1 response from sock (Content-Length or chunked or until close).
     Returns RawResponse, or None when the peer closed before sending anything. status is
-    None if what came back is not HTTP. closed tells whether EOF was seen."""
+    None if what came back is not HTTP. closed tells whether EOF was seen. head=True: the
+    response to a HEAD request (no body whatever the headers say). Bytes past the response
+    are kept for the next call on the same socket, so pipelined responses can be read one
+    by one."""
     sock.settimeout(timeout)
-    buf = b""
+    buf = _leftover.pop(sock, b"")
     closed = False
     deadline = time.monotonic() + timeout
 
@@ -754,6 +764,8 @@ def read_http_response(sock, timeout=5, head=False):
         body = buf[len(head_raw) + 4:]
         consumed = len(buf)
     raw = buf[:consumed]
+    if len(buf) > consumed:
+        _leftover[sock] = buf[consumed:]
     return RawResponse(status, headers, body, raw, closed)
 
 
