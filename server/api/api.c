@@ -446,7 +446,17 @@ bool api_auth_signaling(pl_call_t *call, const char *room_id)
                                     : "a bearer signaling token is required");
         return false;
     }
-    if (strcmp(call->sig.room_id, room_id) != 0) {
+    if (room_id) {
+        if (room_id != call->room_id)
+            snprintf(call->room_id, sizeof call->room_id, "%s", room_id);
+        return api_same_room(call);
+    }
+    return true;
+}
+
+bool api_same_room(pl_call_t *call)
+{
+    if (strcmp(call->sig.room_id, call->room_id) != 0) {
         api_error(call, 403, "forbidden", "the signaling token is for another room");
         return false;
     }

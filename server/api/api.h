@@ -97,9 +97,12 @@ bool api_query(const pl_call_t *call, const char *name, char *out, size_t cap);
 /* Verifies the bearer user token (or makes a guest when allowed and there is no token).
  * Answers 401 and returns false on failure. */
 bool api_auth_user(pl_call_t *call, bool guests_ok);
-/* Verifies the bearer signaling token and that it is for room_id. Answers 401/403 and
- * returns false on failure. */
+/* Verifies the bearer signaling token and, unless room_id is NULL, that it is for room_id.
+ * Answers 401/403 and returns false on failure. */
 bool api_auth_signaling(pl_call_t *call, const char *room_id);
+/* After api_auth_signaling(call, NULL) and parsing call->room_id: answers 403 and returns
+ * false when the token is for another room. */
+bool api_same_room(pl_call_t *call);
 /* Like api_auth_signaling but without answering: true when a valid token for room_id is
  * present. */
 bool api_has_signaling_for(pl_call_t *call, const char *room_id);

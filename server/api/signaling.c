@@ -369,7 +369,8 @@ static void post_free(void *p)
 
 static void post_signal(pl_call_t *call, pl_env_type_t type)
 {
-    if (!api_parse_body(call) || !body_room_id(call) || !api_auth_signaling(call, call->room_id))
+    if (!api_auth_signaling(call, NULL) || !api_parse_body(call) || !body_room_id(call) ||
+        !api_same_room(call))
         return;
     post_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
@@ -501,7 +502,7 @@ void api_get_events(pl_call_t *call)
 
 static void poll_signal(pl_call_t *call, unsigned mask, bool events)
 {
-    if (!path_room_id(call) || !api_auth_signaling(call, call->room_id))
+    if (!api_auth_signaling(call, NULL) || !path_room_id(call) || !api_same_room(call))
         return;
     poll_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
@@ -560,7 +561,8 @@ static void on_polled(void *ud, int status, const pl_envelope_t *envs, size_t n)
 
 void api_heartbeat(pl_call_t *call)
 {
-    if (!api_parse_body(call) || !body_room_id(call) || !api_auth_signaling(call, call->room_id))
+    if (!api_auth_signaling(call, NULL) || !api_parse_body(call) || !body_room_id(call) ||
+        !api_same_room(call))
         return;
     api_rate(call, "signal", call->sig.peer_id, &call->app->cfg->rl_signal, heartbeat_step);
 }
@@ -597,7 +599,8 @@ static void on_heartbeat(void *ud, int status, const pl_room_t *room, const pl_m
 
 void api_leave_room(pl_call_t *call)
 {
-    if (!api_parse_body(call) || !body_room_id(call) || !api_auth_signaling(call, call->room_id))
+    if (!api_auth_signaling(call, NULL) || !api_parse_body(call) || !body_room_id(call) ||
+        !api_same_room(call))
         return;
     api_rate(call, "signal", call->sig.peer_id, &call->app->cfg->rl_signal, leave_step);
 }
