@@ -1,0 +1,1440 @@
+/* The memory store engine, driven through the store interface with a fake clock and a real
+ * libuv loop. The engine runs every callback before the call returns, so results are read
+ * from a global right after each call. */
+#include "test.h"
+
+#include "common/error.h"
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <uv.h>
+
+#define T0   1700000000000LL /* a plausible epoch-ms start for the fake clock */
+#define MAXN 64
+
+static int64_t fake_now;
+
+static int64_t fake_clock(void *ud)
+{
+    (void)ud;
+    return fake_now;
+}
+
+/* ---- what callbacks and notifications saw ---- */
+
+typedef struct {
+    int calls;
+    int status;
+    int seq; /* value of `seq` when the callback ran, to check ordering */
+    bool created;
+    bool room_removed;
+    pl_room_t room;
+    pl_member_t member;
+    pl_member_t peers[MAXN];
+    size_t npeers;
+    pl_envelope_t envs[MAXN];
+    char json[MAXN][256];
+    size_t nenvs;
+    pl_room_t rooms[MAXN];
+    size_t nrooms;
+    char cursor[PL_CURSOR_MAX + 1];
+    uint64_t count;
+    int64_t reset_ms;
+    pl_store_stats_t stats;
+} result_t;
+
+typedef struct {
+    char room[PL_ID_SIZE];
+    char peer[PL_ID_SIZE];
+    int seq;
+} inbox_note_t;
+
+typedef struct {
+    pl_room_t room;
+    pl_member_t member;
+    char remaining[MAXN][PL_ID_SIZE];
+    size_t nremaining;
+    bool room_removed;
+} member_note_t;
+
+typedef struct {
+    pl_room_t room;
+    char members[MAXN][PL_ID_SIZE];
+    size_t n;
+} room_note_t;
+
+static result_t R;
+static int seq;
+static inbox_note_t inbox_notes[MAXN];
+static size_t ninbox;
+static member_note_t member_notes[MAXN];
+static size_t nmember_notes;
+static room_note_t room_notes[MAXN];
+static size_t nroom_notes;
+
+/* Set by the re-entrancy test: listener and callbacks that call back into the store. */
+static pl_store_t *reenter_store;
+
+static void reset_notes(void)
+{
+    memset(&R, 0, sizeof R);
+    ninbox = nmember_notes = nroom_notes = 0;
+}
+
+static void on_inbox(void *ud, const char *room_id, const char *peer_id)
+{
+    (void)ud;
+    if (ninbox < MAXN) {
+        snprintf(inbox_notes[ninbox].room, PL_ID_SIZE, "%s", room_id);
+        snprintf(inbox_notes[ninbox].peer, PL_ID_SIZE, "%s", peer_id);
+        inbox_notes[ninbox].seq = ++seq;
+        ninbox++;
+    }
+}
+
+static void push_status_cb(void *ud, int status)
+{
+    (void)ud;
+    (void)status;
+}
+
+static void on_member_expired(void *ud, const pl_room_t *room, const pl_member_t *member,
+                              const pl_member_t *remaining, size_t nremaining, bool room_removed)
+{
+    (void)ud;
+    if (nmember_notes >= MAXN)
+        return;
+    member_note_t *n = &member_notes[nmember_notes++];
+    n->room = *room;
+    n->member = *member;
+    n->nremaining = nremaining;
+    for (size_t i = 0; i < nremaining && i < MAXN; i++)
+        snprintf(n->remaining[i], PL_ID_SIZE, "%s", remaining[i].peer_id);
+    n->room_removed = room_removed;
+    /* What the server does: tell the remaining peers. Calling back in must be safe. */
+    if (reenter_store) {
+        char json[128];
+        int len = snprintf(json, sizeof json, "{\"type\":\"peer-left\",\"peer\":\"%s\"}",
+                           member->peer_id);
+        pl_envelope_t env = {
+            .id = "left", .type = PL_ENV_PEER_LEFT, .json = json, .json_len = (size_t)len};
+        for (size_t i = 0; i < nremaining; i++)
+            reenter_store->push(reenter_store, room->id, NULL, remaining[i].peer_id, &env,
+                                push_status_cb, NULL);
+    }
+}
+
+static void on_room_expired(void *ud, const pl_room_t *room, const pl_member_t *members, size_t n)
+{
+    (void)ud;
+    if (nroom_notes >= MAXN)
+        return;
+    room_note_t *note = &room_notes[nroom_notes++];
+    note->room = *room;
+    note->n = n;
+    for (size_t i = 0; i < n && i < MAXN; i++)
+        snprintf(note->members[i], PL_ID_SIZE, "%s", members[i].peer_id);
+}
+
+/* ---- callbacks ---- */
+
+static void create_cb(void *ud, int status, const pl_room_t *room, const pl_member_t *member,
+                      bool created)
+{
+    (void)ud;
+    R.calls++;
+    R.status = status;
+    R.seq = ++seq;
+    R.created = created;
+    if (room)
+        R.room = *room;
+    if (member)
+        R.member = *member;
+}
+
+static void join_cb(void *ud, int status, const pl_room_t *room, const pl_member_t *member,
+                    const pl_member_t *peers, size_t npeers)
+{
+    (void)ud;
+    R.calls++;
+    R.status = status;
+    R.seq = ++seq;
+    if (room)
+        R.room = *room;
+    if (member)
+        R.member = *member;
+    R.npeers = npeers;
+    for (size_t i = 0; i < npeers && i < MAXN; i++)
+        R.peers[i] = peers[i];
+}
+
+static void leave_cb(void *ud, int status, bool room_removed, const pl_member_t *remaining,
+                     size_t nremaining)
+{
+    (void)ud;
+    R.calls++;
+    R.status = status;
+    R.seq = ++seq;
+    R.room_removed = room_removed;
+    R.npeers = nremaining;
+    for (size_t i = 0; i < nremaining && i < MAXN; i++)
+        R.peers[i] = remaining[i];
+}
+
+static void member_cb(void *ud, int status, const pl_room_t *room, const pl_member_t *member)
+{
+    (void)ud;
+    R.calls++;
+    R.status = status;
+    R.seq = ++seq;
+    if (room)
+        R.room = *room;
+    if (member)
+        R.member = *member;
+}
+
+static void status_cb(void *ud, int status)
+{
+    (void)ud;
+    R.calls++;
+    R.status = status;
+    R.seq = ++seq;
+}
+
+static void pop_cb(void *ud, int status, const pl_envelope_t *envs, size_t n)
+{
+    (void)ud;
+    R.calls++;
+    R.status = status;
+    R.seq = ++seq;
+    R.nenvs = n;
+    for (size_t i = 0; i < n && i < MAXN; i++) {
+        R.envs[i] = envs[i];
+        size_t len = envs[i].json_len < 255 ? envs[i].json_len : 255;
+        memcpy(R.json[i], envs[i].json, len);
+        R.json[i][len] = '\0';
+        R.envs[i].json = R.json[i];
+    }
+}
+
+static void room_cb(void *ud, int status, const pl_room_t *room)
+{
+    (void)ud;
+    R.calls++;
+    R.status = status;
+    if (room)
+        R.room = *room;
+}
+
+static void members_cb(void *ud, int status, const pl_room_t *room, const pl_member_t *members,
+                       size_t n)
+{
+    (void)ud;
+    R.calls++;
+    R.status = status;
+    if (room)
+        R.room = *room;
+    R.npeers = n;
+    for (size_t i = 0; i < n && i < MAXN; i++)
+        R.peers[i] = members[i];
+}
+
+static void list_cb(void *ud, int status, const pl_room_t *rooms, size_t n, const char *next_cursor)
+{
+    (void)ud;
+    R.calls++;
+    R.status = status;
+    R.nrooms = n;
+    for (size_t i = 0; i < n && i < MAXN; i++)
+        R.rooms[i] = rooms[i];
+    snprintf(R.cursor, sizeof R.cursor, "%s", next_cursor ? next_cursor : "(null)");
+}
+
+static void rate_cb(void *ud, int status, uint64_t count, int64_t reset_ms)
+{
+    (void)ud;
+    R.calls++;
+    R.status = status;
+    R.count = count;
+    R.reset_ms = reset_ms;
+}
+
+static void stats_cb(void *ud, int status, const pl_store_stats_t *stats)
+{
+    (void)ud;
+    R.calls++;
+    R.status = status;
+    if (stats)
+        R.stats = *stats;
+}
+
+/* ---- fixture ---- */
+
+typedef struct {
+    uv_loop_t loop;
+    pl_store_t *s;
+} fixture_t;
+
+static pl_store_opts_t default_opts(void)
+{
+    return (pl_store_opts_t){
+        .room_ttl_s = 3600,
+        .member_ttl_s = 90,
+        .signal_ttl_s = 30,
+        .inbox_max = 256,
+        .rooms_max = 10000,
+        .clock = fake_clock,
+    };
+}
+
+static int fx_open(fixture_t *fx, const pl_store_opts_t *opts)
+{
+    static const pl_store_listener_t listener = {
+        .on_inbox = on_inbox,
+        .on_member_expired = on_member_expired,
+        .on_room_expired = on_room_expired,
+    };
+    fake_now = T0;
+    reset_notes();
+    reenter_store = NULL;
+    if (uv_loop_init(&fx->loop) != 0)
+        return -1;
+    return pl_store_memory_new(&fx->loop, opts, &listener, &fx->s);
+}
+
+/* Destroys the store and lets the loop run its close callback, so that ASan's leak check
+ * at exit sees everything freed. */
+static void fx_close(fixture_t *fx)
+{
+    fx->s->destroy(fx->s);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&fx->loop), 0);
+}
+
+static int create(pl_store_t *s, const char *room_id, const char *user, const char *name,
+                  const char *peer, bool is_public, uint32_t max_peers)
+{
+    pl_store_create_req_t req;
+    memset(&req, 0, sizeof req);
+    snprintf(req.room.id, sizeof req.room.id, "%s", room_id);
+    snprintf(req.room.broadcaster_id, sizeof req.room.broadcaster_id, "%s", user);
+    snprintf(req.room.broadcaster_name, sizeof req.room.broadcaster_name, "%s", name);
+    req.room.is_public = is_public;
+    req.room.max_peers = max_peers;
+    req.room.topology = PL_TOPO_MESH;
+    snprintf(req.member.peer_id, sizeof req.member.peer_id, "%s", peer);
+    snprintf(req.member.user_id, sizeof req.member.user_id, "%s", user);
+    snprintf(req.member.name, sizeof req.member.name, "%s", name);
+    R.calls = 0;
+    int rc = s->create_room(s, &req, create_cb, NULL);
+    if (rc != 0)
+        return rc;
+    return R.calls == 1 ? R.status : -1;
+}
+
+static int join(pl_store_t *s, const char *room_id, const char *bname, const char *peer,
+                const char *user)
+{
+    pl_store_join_req_t req;
+    memset(&req, 0, sizeof req);
+    req.room_id = room_id;
+    req.broadcaster_name = bname;
+    snprintf(req.member.peer_id, sizeof req.member.peer_id, "%s", peer);
+    snprintf(req.member.user_id, sizeof req.member.user_id, "%s", user);
+    snprintf(req.member.name, sizeof req.member.name, "name-%s", user);
+    R.calls = 0;
+    int rc = s->join_room(s, &req, join_cb, NULL);
+    if (rc != 0)
+        return rc;
+    return R.calls == 1 ? R.status : -1;
+}
+
+static int leave(pl_store_t *s, const char *room_id, const char *peer)
+{
+    R.calls = 0;
+    int rc = s->leave_room(s, room_id, peer, leave_cb, NULL);
+    return rc ? rc : (R.calls == 1 ? R.status : -1);
+}
+
+static int heartbeat(pl_store_t *s, const char *room_id, const char *peer)
+{
+    R.calls = 0;
+    int rc = s->heartbeat(s, room_id, peer, member_cb, NULL);
+    return rc ? rc : (R.calls == 1 ? R.status : -1);
+}
+
+static int get_member(pl_store_t *s, const char *room_id, const char *peer)
+{
+    R.calls = 0;
+    int rc = s->get_member(s, room_id, peer, member_cb, NULL);
+    return rc ? rc : (R.calls == 1 ? R.status : -1);
+}
+
+static int get_room(pl_store_t *s, const char *room_id)
+{
+    R.calls = 0;
+    int rc = s->get_room(s, room_id, room_cb, NULL);
+    return rc ? rc : (R.calls == 1 ? R.status : -1);
+}
+
+static int get_members(pl_store_t *s, const char *room_id)
+{
+    R.calls = 0;
+    int rc = s->get_members(s, room_id, members_cb, NULL);
+    return rc ? rc : (R.calls == 1 ? R.status : -1);
+}
+
+/* Pushes an envelope whose JSON is `body` from a scratch buffer that is wiped right after,
+ * proving the store copied it. */
+static int push(pl_store_t *s, const char *room_id, const char *from, const char *to,
+                pl_env_type_t type, const char *id, const char *body)
+{
+    char scratch[256];
+    size_t len = strlen(body);
+    memcpy(scratch, body, len);
+    pl_envelope_t env;
+    memset(&env, 0, sizeof env);
+    snprintf(env.id, sizeof env.id, "%s", id);
+    snprintf(env.from, sizeof env.from, "%s", from ? from : "");
+    env.type = type;
+    env.json = scratch;
+    env.json_len = len;
+    R.calls = 0;
+    int rc = s->push(s, room_id, from, to, &env, status_cb, NULL);
+    memset(scratch, 'X', sizeof scratch);
+    return rc ? rc : (R.calls == 1 ? R.status : -1);
+}
+
+static int pop(pl_store_t *s, const char *room_id, const char *peer, unsigned mask, size_t max)
+{
+    R.calls = 0;
+    R.nenvs = 0;
+    int rc = s->pop(s, room_id, peer, mask, max, pop_cb, NULL);
+    return rc ? rc : (R.calls == 1 ? R.status : -1);
+}
+
+static int list(pl_store_t *s, size_t limit, const char *cursor)
+{
+    R.calls = 0;
+    R.nrooms = 0;
+    int rc = s->list_rooms(s, limit, cursor, list_cb, NULL);
+    return rc ? rc : (R.calls == 1 ? R.status : -1);
+}
+
+static int rate(pl_store_t *s, const char *key, uint32_t window_ms)
+{
+    R.calls = 0;
+    int rc = s->rate_hit(s, key, window_ms, rate_cb, NULL);
+    return rc ? rc : (R.calls == 1 ? R.status : -1);
+}
+
+static pl_store_stats_t stats(pl_store_t *s)
+{
+    R.calls = 0;
+    s->stats(s, stats_cb, NULL);
+    return R.stats;
+}
+
+/* ---- tests ---- */
+
+static void test_names(void)
+{
+    pl_topology_t t;
+    CHECK_EQ_STR(pl_topology_name(PL_TOPO_MESH), "mesh");
+    CHECK_EQ_STR(pl_topology_name(PL_TOPO_STAR), "star");
+    CHECK_EQ_STR(pl_topology_name(PL_TOPO_OVERLAY), "overlay");
+    CHECK_EQ_STR(pl_topology_name((pl_topology_t)42), "unknown");
+    CHECK_EQ_INT(pl_topology_parse("overlay", &t), 0);
+    CHECK_EQ_INT(t, PL_TOPO_OVERLAY);
+    CHECK_EQ_INT(pl_topology_parse("star", &t), 0);
+    CHECK_EQ_INT(t, PL_TOPO_STAR);
+    CHECK_EQ_INT(pl_topology_parse("Mesh", &t), PL_EINVAL);
+    CHECK_EQ_INT(pl_topology_parse("", &t), PL_EINVAL);
+    CHECK_EQ_INT(pl_topology_parse(NULL, &t), PL_EINVAL);
+    CHECK_EQ_STR(pl_env_type_name(PL_ENV_OFFER), "offer");
+    CHECK_EQ_STR(pl_env_type_name(PL_ENV_OFFER_REQUEST), "offer-request");
+    CHECK_EQ_STR(pl_env_type_name(PL_ENV_PEER_LEFT), "peer-left");
+    CHECK_EQ_STR(pl_env_type_name(PL_ENV_ROOM_CLOSED), "room-closed");
+    CHECK_EQ_STR(pl_env_type_name(PL_ENV_ALL), "unknown");
+}
+
+static void test_create_join_leave(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+    CHECK_EQ_STR(s->engine, "memory");
+    CHECK(s->ready(s));
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 16), 0);
+    CHECK(R.created);
+    CHECK_EQ_STR(R.room.id, "room1");
+    CHECK_EQ_STR(R.room.broadcaster_id, "u1");
+    CHECK_EQ_INT(R.room.created_at_ms, T0);
+    CHECK_EQ_INT(R.room.expires_at_ms, T0 + 3600 * 1000);
+    CHECK_EQ_INT(R.room.participant_count, 1);
+    CHECK_EQ_STR(R.member.peer_id, "p1");
+    CHECK_EQ_INT(R.member.joined_at_ms, T0);
+    CHECK_EQ_INT(R.member.expires_at_ms, T0 + 90 * 1000);
+
+    fake_now += 5;
+    CHECK_EQ_INT(join(s, "room1", NULL, "p2", "u2"), 0);
+    CHECK_EQ_INT(R.npeers, 1);
+    CHECK_EQ_STR(R.peers[0].peer_id, "p1");
+    CHECK_EQ_STR(R.member.peer_id, "p2");
+    CHECK_EQ_INT(R.member.joined_at_ms, T0 + 5);
+    CHECK_EQ_INT(R.room.participant_count, 2);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p3", "u3"), 0);
+    CHECK_EQ_INT(R.npeers, 2);
+    CHECK_EQ_STR(R.peers[0].peer_id, "p1");
+    CHECK_EQ_STR(R.peers[1].peer_id, "p2");
+    CHECK_EQ_INT(join(s, "room1", NULL, "p3", "u9"), PL_EEXIST);
+    CHECK_EQ_INT(join(s, "nope", NULL, "p4", "u4"), PL_ENOTFOUND);
+
+    CHECK_EQ_INT(get_members(s, "room1"), 0);
+    CHECK_EQ_INT(R.npeers, 3);
+    CHECK_EQ_STR(R.peers[0].peer_id, "p1");
+    CHECK_EQ_STR(R.peers[1].peer_id, "p2");
+    CHECK_EQ_STR(R.peers[2].peer_id, "p3");
+    CHECK_EQ_INT(get_member(s, "room1", "p2"), 0);
+    CHECK_EQ_STR(R.member.user_id, "u2");
+    CHECK_EQ_INT(get_member(s, "room1", "zz"), PL_EFORBIDDEN);
+    CHECK_EQ_INT(get_member(s, "nope", "p1"), PL_ENOTFOUND);
+
+    CHECK_EQ_INT(leave(s, "room1", "p2"), 0);
+    CHECK(!R.room_removed);
+    CHECK_EQ_INT(R.npeers, 2);
+    CHECK_EQ_STR(R.peers[0].peer_id, "p1");
+    CHECK_EQ_STR(R.peers[1].peer_id, "p3");
+    CHECK_EQ_INT(leave(s, "room1", "p2"), PL_EFORBIDDEN);
+    CHECK_EQ_INT(leave(s, "nope", "p1"), PL_ENOTFOUND);
+    CHECK_EQ_INT(get_room(s, "room1"), 0);
+    CHECK_EQ_INT(R.room.participant_count, 2);
+
+    /* The broadcaster leaving does not close the room while others remain. */
+    CHECK_EQ_INT(leave(s, "room1", "p1"), 0);
+    CHECK(!R.room_removed);
+    CHECK_EQ_INT(get_room(s, "room1"), 0);
+    CHECK_EQ_INT(leave(s, "room1", "p3"), 0);
+    CHECK(R.room_removed);
+    CHECK_EQ_INT(R.npeers, 0);
+    CHECK_EQ_INT(get_room(s, "room1"), PL_ENOTFOUND);
+    CHECK_EQ_INT(join(s, NULL, "alice", "p5", "u5"), PL_ENOTFOUND);
+
+    pl_store_stats_t st = stats(s);
+    CHECK_EQ_INT(st.rooms, 0);
+    CHECK_EQ_INT(st.members, 0);
+
+    /* The broadcaster index went with the room: a new create makes a new room. */
+    CHECK_EQ_INT(create(s, "room2", "u1", "alice", "p6", true, 16), 0);
+    CHECK(R.created);
+    CHECK_EQ_STR(R.room.id, "room2");
+
+    /* Malformed calls are refused without a callback. */
+    CHECK_EQ_INT(s->join_room(s, NULL, join_cb, NULL), PL_EINVAL);
+    CHECK_EQ_INT(s->leave_room(s, NULL, "p1", leave_cb, NULL), PL_EINVAL);
+    fx_close(&fx);
+}
+
+static void test_create_idempotent(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 2), 0);
+    CHECK(R.created);
+    fake_now += 10000;
+    CHECK_EQ_INT(create(s, "room2", "u1", "alice", "p9", true, 2), 0);
+    CHECK(!R.created);
+    CHECK_EQ_STR(R.room.id, "room1");
+    CHECK_EQ_STR(R.member.peer_id, "p1");
+    CHECK_EQ_INT(R.member.joined_at_ms, T0);
+    CHECK_EQ_INT(R.member.expires_at_ms, fake_now + 90 * 1000);
+    CHECK_EQ_INT(R.room.created_at_ms, T0);
+    CHECK_EQ_INT(R.room.participant_count, 1);
+    CHECK_EQ_INT(get_room(s, "room2"), PL_ENOTFOUND);
+
+    /* Without a membership of their own the broadcaster is added, even to a full room. */
+    CHECK_EQ_INT(join(s, "room1", NULL, "p2", "u2"), 0);
+    CHECK_EQ_INT(leave(s, "room1", "p1"), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p3", "u3"), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p4", "u4"), PL_EFULL);
+    CHECK_EQ_INT(create(s, "room3", "u1", "alice", "p10", true, 2), 0);
+    CHECK(!R.created);
+    CHECK_EQ_STR(R.room.id, "room1");
+    CHECK_EQ_STR(R.member.peer_id, "p10");
+    CHECK_EQ_INT(R.room.participant_count, 3);
+    CHECK_EQ_INT(stats(s).rooms, 1);
+    CHECK_EQ_INT(stats(s).members, 3);
+    fx_close(&fx);
+}
+
+static void test_join_by_name(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 16), 0);
+    CHECK_EQ_INT(join(s, NULL, "alice", "p2", "u2"), 0);
+    CHECK_EQ_STR(R.room.id, "room1");
+    CHECK_EQ_INT(R.npeers, 1);
+    CHECK_EQ_INT(join(s, NULL, "bob", "p3", "u3"), PL_ENOTFOUND);
+
+    /* Another broadcaster with the same display name: the most recent room wins. */
+    fake_now += 1;
+    CHECK_EQ_INT(create(s, "room2", "u9", "alice", "q1", true, 16), 0);
+    CHECK_EQ_INT(join(s, NULL, "alice", "q2", "u2"), 0);
+    CHECK_EQ_STR(R.room.id, "room2");
+    /* A room id takes precedence over a name. */
+    CHECK_EQ_INT(join(s, "room1", "alice", "p4", "u4"), 0);
+    CHECK_EQ_STR(R.room.id, "room1");
+
+    /* When the indexed room goes, its name entry goes with it. */
+    CHECK_EQ_INT(leave(s, "room2", "q1"), 0);
+    CHECK_EQ_INT(leave(s, "room2", "q2"), 0);
+    CHECK(R.room_removed);
+    CHECK_EQ_INT(join(s, NULL, "alice", "p5", "u5"), PL_ENOTFOUND);
+    fx_close(&fx);
+}
+
+static void test_full_room(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 2), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p2", "u2"), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p3", "u3"), PL_EFULL);
+    CHECK_EQ_INT(leave(s, "room1", "p2"), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p3", "u3"), 0);
+    CHECK_EQ_INT(stats(s).members, 2);
+    fx_close(&fx);
+}
+
+static void test_push_pop_fifo_masks(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 16), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p2", "u2"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_OFFER, "o1", "{\"sdp\":\"o1\"}"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c1", "{\"c\":1}"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_ANSWER, "a1", "{\"sdp\":\"a1\"}"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c2", "{\"c\":2}"), 0);
+    CHECK_EQ_INT(stats(s).signals_queued, 4);
+
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_CANDIDATE, 10), 0);
+    REQUIRE(R.nenvs == 2);
+    CHECK_EQ_STR(R.envs[0].id, "c1");
+    CHECK_EQ_STR(R.envs[1].id, "c2");
+    CHECK_EQ_STR(R.envs[0].from, "p1");
+    CHECK_EQ_INT(R.envs[0].type, PL_ENV_CANDIDATE);
+    CHECK_EQ_STR(R.json[0], "{\"c\":1}");
+    CHECK_EQ_INT(R.envs[0].json_len, 7);
+
+    /* The others stayed, in order. */
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_ALL, 10), 0);
+    REQUIRE(R.nenvs == 2);
+    CHECK_EQ_STR(R.envs[0].id, "o1");
+    CHECK_EQ_STR(R.json[0], "{\"sdp\":\"o1\"}");
+    CHECK_EQ_STR(R.envs[1].id, "a1");
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_ALL, 10), 0);
+    CHECK_EQ_INT(R.nenvs, 0);
+
+    /* max bounds a pop; the rest waits. */
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c3", "{}"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c4", "{}"), 0);
+    CHECK_EQ_INT(push(s, "room1", NULL, "p2", PL_ENV_PEER_JOINED, "j1", "{}"), 0);
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_ALL, 2), 0);
+    REQUIRE(R.nenvs == 2);
+    CHECK_EQ_STR(R.envs[0].id, "c3");
+    CHECK_EQ_STR(R.envs[1].id, "c4");
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_ALL, 0), 0);
+    CHECK_EQ_INT(R.nenvs, 0);
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_ALL, 2), 0);
+    REQUIRE(R.nenvs == 1);
+    CHECK_EQ_STR(R.envs[0].id, "j1");
+    CHECK_EQ_STR(R.envs[0].from, "");
+    /* Pushes after a pop that emptied the inbox land at the right place. */
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c5", "{}"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c6", "{}"), 0);
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_ALL, 10), 0);
+    REQUIRE(R.nenvs == 2);
+    CHECK_EQ_STR(R.envs[1].id, "c6");
+
+    pl_store_stats_t st = stats(s);
+    CHECK_EQ_INT(st.signals_queued, 0);
+    CHECK_EQ_INT(st.signals_delivered, 9);
+
+    CHECK_EQ_INT(push(s, "room1", "zz", "p2", PL_ENV_OFFER, "x", "{}"), PL_EFORBIDDEN);
+    CHECK_EQ_INT(push(s, "room1", "p1", "zz", PL_ENV_OFFER, "x", "{}"), PL_ENOTFOUND);
+    CHECK_EQ_INT(push(s, "nope", "p1", "p2", PL_ENV_OFFER, "x", "{}"), PL_ENOTFOUND);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", (pl_env_type_t)3, "x", "{}"), PL_EINVAL);
+    CHECK_EQ_INT(pop(s, "room1", "zz", PL_ENV_ALL, 10), PL_EFORBIDDEN);
+    CHECK_EQ_INT(pop(s, "nope", "p1", PL_ENV_ALL, 10), PL_ENOTFOUND);
+    CHECK_EQ_INT(stats(s).signals_queued, 0);
+
+    /* A leaver's inbox goes with it. */
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_OFFER, "o2", "{}"), 0);
+    CHECK_EQ_INT(leave(s, "room1", "p2"), 0);
+    CHECK_EQ_INT(stats(s).signals_queued, 0);
+    fx_close(&fx);
+}
+
+static void test_open_offer(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 16), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p2", "u2"), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p3", "u3"), 0);
+
+    ninbox = 0;
+    CHECK_EQ_INT(push(s, "room1", "p1", NULL, PL_ENV_OFFER, "open1", "{\"sdp\":\"x\"}"), 0);
+    CHECK_EQ_INT(ninbox, 2);
+    CHECK_EQ_STR(inbox_notes[0].peer, "p2");
+    CHECK_EQ_STR(inbox_notes[1].peer, "p3");
+    CHECK_EQ_INT(stats(s).signals_queued, 1);
+
+    /* Never returned to its sender, and not taken by a pop without PL_ENV_OFFER. */
+    CHECK_EQ_INT(pop(s, "room1", "p1", PL_ENV_ALL, 10), 0);
+    CHECK_EQ_INT(R.nenvs, 0);
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_ANSWER | PL_ENV_CANDIDATE, 10), 0);
+    CHECK_EQ_INT(R.nenvs, 0);
+
+    /* It comes after the inbox's own offers, and max applies to the total. */
+    CHECK_EQ_INT(push(s, "room1", "p3", "p2", PL_ENV_OFFER, "direct", "{}"), 0);
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_OFFER, 1), 0);
+    REQUIRE(R.nenvs == 1);
+    CHECK_EQ_STR(R.envs[0].id, "direct");
+    CHECK_EQ_INT(push(s, "room1", "p3", "p2", PL_ENV_OFFER, "direct2", "{}"), 0);
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_OFFER, 10), 0);
+    REQUIRE(R.nenvs == 2);
+    CHECK_EQ_STR(R.envs[0].id, "direct2");
+    CHECK_EQ_STR(R.envs[1].id, "open1");
+    CHECK_EQ_STR(R.envs[1].from, "p1");
+    CHECK_EQ_STR(R.json[1], "{\"sdp\":\"x\"}");
+
+    /* Consumed: nobody else gets it. */
+    CHECK_EQ_INT(pop(s, "room1", "p3", PL_ENV_ALL, 10), 0);
+    CHECK_EQ_INT(R.nenvs, 0);
+    CHECK_EQ_INT(stats(s).signals_queued, 0);
+
+    /* A newer open offer replaces the older one. */
+    CHECK_EQ_INT(push(s, "room1", "p1", NULL, PL_ENV_OFFER, "openA", "{}"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", NULL, PL_ENV_OFFER, "openB", "{}"), 0);
+    CHECK_EQ_INT(stats(s).signals_queued, 1);
+    CHECK_EQ_INT(pop(s, "room1", "p3", PL_ENV_ALL, 10), 0);
+    REQUIRE(R.nenvs == 1);
+    CHECK_EQ_STR(R.envs[0].id, "openB");
+
+    /* Its sender leaving withdraws it. */
+    CHECK_EQ_INT(push(s, "room1", "p1", NULL, PL_ENV_OFFER, "openC", "{}"), 0);
+    CHECK_EQ_INT(leave(s, "room1", "p1"), 0);
+    CHECK_EQ_INT(stats(s).signals_queued, 0);
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_ALL, 10), 0);
+    CHECK_EQ_INT(R.nenvs, 0);
+    fx_close(&fx);
+}
+
+static void test_signal_ttl(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 16), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p2", "u2"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_OFFER, "o1", "{}"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", NULL, PL_ENV_OFFER, "open", "{}"), 0);
+    fake_now += 10000;
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c1", "{}"), 0);
+
+    /* One millisecond before the TTL everything is there; at the TTL the first two go. */
+    fake_now = T0 + 30 * 1000 - 1;
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_ANSWER, 10), 0);
+    CHECK_EQ_INT(R.nenvs, 0);
+    CHECK_EQ_INT(stats(s).signals_expired, 0);
+    fake_now = T0 + 30 * 1000;
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_ALL, 10), 0);
+    REQUIRE(R.nenvs == 1);
+    CHECK_EQ_STR(R.envs[0].id, "c1");
+    pl_store_stats_t st = stats(s);
+    CHECK_EQ_INT(st.signals_expired, 2);
+    CHECK_EQ_INT(st.signals_queued, 0);
+    CHECK_EQ_INT(st.signals_delivered, 1);
+
+    /* The sweep drops expired envelopes nobody asked for. */
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_OFFER, "o2", "{}"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p2", NULL, PL_ENV_OFFER, "open2", "{}"), 0);
+    fake_now += 30 * 1000;
+    pl_store_memory_sweep(s);
+    st = stats(s);
+    CHECK_EQ_INT(st.signals_expired, 4);
+    CHECK_EQ_INT(st.signals_queued, 0);
+    fx_close(&fx);
+}
+
+static void test_member_ttl(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 16), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p2", "u2"), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p3", "u3"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_OFFER, "o1", "{}"), 0);
+    fake_now += 60 * 1000;
+    CHECK_EQ_INT(heartbeat(s, "room1", "p1"), 0);
+    CHECK_EQ_INT(heartbeat(s, "room1", "p3"), 0);
+    fake_now = T0 + 90 * 1000 - 1;
+    pl_store_memory_sweep(s);
+    CHECK_EQ_INT(nmember_notes, 0);
+
+    fake_now = T0 + 90 * 1000;
+    pl_store_memory_sweep(s);
+    REQUIRE(nmember_notes == 1);
+    CHECK_EQ_STR(member_notes[0].member.peer_id, "p2");
+    CHECK_EQ_STR(member_notes[0].room.id, "room1");
+    CHECK_EQ_INT(member_notes[0].room.participant_count, 2);
+    CHECK_EQ_INT(member_notes[0].nremaining, 2);
+    CHECK_EQ_STR(member_notes[0].remaining[0], "p1");
+    CHECK_EQ_STR(member_notes[0].remaining[1], "p3");
+    CHECK(!member_notes[0].room_removed);
+    CHECK_EQ_INT(get_member(s, "room1", "p2"), PL_EFORBIDDEN);
+    pl_store_stats_t st = stats(s);
+    CHECK_EQ_INT(st.members, 2);
+    CHECK_EQ_INT(st.signals_queued, 0);
+
+    /* Without a sweep, an operation already sees expired members as gone, and the
+     * listener still hears about them: together, each with the final remaining list, the
+     * room's removal flagged once. */
+    fake_now = T0 + 60 * 1000 + 90 * 1000;
+    nmember_notes = 0;
+    CHECK_EQ_INT(get_room(s, "room1"), PL_ENOTFOUND);
+    REQUIRE(nmember_notes == 2);
+    CHECK_EQ_STR(member_notes[0].member.peer_id, "p1");
+    CHECK_EQ_STR(member_notes[1].member.peer_id, "p3");
+    CHECK_EQ_INT(member_notes[0].nremaining, 0);
+    CHECK_EQ_INT(member_notes[1].nremaining, 0);
+    CHECK(!member_notes[0].room_removed);
+    CHECK(member_notes[1].room_removed);
+    CHECK_EQ_INT(nroom_notes, 0);
+    st = stats(s);
+    CHECK_EQ_INT(st.rooms, 0);
+    CHECK_EQ_INT(st.members, 0);
+    /* The broadcaster index went too. */
+    CHECK_EQ_INT(create(s, "room2", "u1", "alice", "p1", true, 16), 0);
+    CHECK(R.created);
+    fx_close(&fx);
+}
+
+static void test_room_ttl(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    o.room_ttl_s = 60;
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 16), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p2", "u2"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_OFFER, "o1", "{}"), 0);
+    CHECK_EQ_INT(create(s, "room2", "u2", "bob", "q1", true, 16), 0);
+    fake_now += 30 * 1000;
+    CHECK_EQ_INT(heartbeat(s, "room2", "q1"), 0);
+    fake_now = T0 + 60 * 1000;
+    pl_store_memory_sweep(s);
+    REQUIRE(nroom_notes == 1);
+    CHECK_EQ_STR(room_notes[0].room.id, "room1");
+    REQUIRE(room_notes[0].n == 2);
+    CHECK_EQ_STR(room_notes[0].members[0], "p1");
+    CHECK_EQ_STR(room_notes[0].members[1], "p2");
+    CHECK_EQ_INT(nmember_notes, 0);
+    CHECK_EQ_INT(get_room(s, "room1"), PL_ENOTFOUND);
+    CHECK_EQ_INT(join(s, NULL, "alice", "p3", "u3"), PL_ENOTFOUND);
+    CHECK_EQ_INT(get_room(s, "room2"), 0);
+    pl_store_stats_t st = stats(s);
+    CHECK_EQ_INT(st.rooms, 1);
+    CHECK_EQ_INT(st.members, 1);
+    CHECK_EQ_INT(st.signals_queued, 0);
+
+    /* Lazily, without a sweep. */
+    fake_now = T0 + 90 * 1000;
+    CHECK_EQ_INT(join(s, "room2", NULL, "q2", "u3"), PL_ENOTFOUND);
+    REQUIRE(nroom_notes == 2);
+    CHECK_EQ_STR(room_notes[1].room.id, "room2");
+    CHECK_EQ_INT(stats(s).rooms, 0);
+    fx_close(&fx);
+}
+
+static void test_heartbeat(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    o.room_ttl_s = 100;
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 16), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p2", "u2"), 0);
+    fake_now += 80 * 1000;
+    CHECK_EQ_INT(heartbeat(s, "room1", "p1"), 0);
+    CHECK_EQ_STR(R.member.peer_id, "p1");
+    CHECK_EQ_INT(R.member.expires_at_ms, fake_now + 90 * 1000);
+    CHECK_EQ_INT(R.room.expires_at_ms, fake_now + 100 * 1000);
+    CHECK_EQ_INT(R.room.participant_count, 2);
+    CHECK_EQ_INT(heartbeat(s, "room1", "zz"), PL_EFORBIDDEN);
+    CHECK_EQ_INT(heartbeat(s, "nope", "p1"), PL_ENOTFOUND);
+
+    /* Past both original TTLs: p1 and the room live on, p2 is gone. */
+    fake_now += 80 * 1000;
+    CHECK_EQ_INT(get_member(s, "room1", "p1"), 0);
+    CHECK_EQ_INT(get_member(s, "room1", "p2"), PL_EFORBIDDEN);
+    CHECK_EQ_INT(get_room(s, "room1"), 0);
+    CHECK_EQ_INT(R.room.participant_count, 1);
+    REQUIRE(nmember_notes == 1);
+    CHECK_EQ_STR(member_notes[0].member.peer_id, "p2");
+    fx_close(&fx);
+}
+
+static void test_rate_hit(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+
+    const int64_t w0 = 1700000000000LL; /* a multiple of 1000: a window starts here */
+    fake_now = w0;
+    CHECK_EQ_INT(rate(s, "join:u1", 1000), 0);
+    CHECK_EQ_INT(R.count, 1);
+    CHECK_EQ_INT(R.reset_ms, w0 + 1000);
+    fake_now = w0 + 999; /* the window's last millisecond */
+    CHECK_EQ_INT(rate(s, "join:u1", 1000), 0);
+    CHECK_EQ_INT(R.count, 2);
+    CHECK_EQ_INT(R.reset_ms, w0 + 1000);
+    CHECK_EQ_INT(rate(s, "join:u2", 1000), 0);
+    CHECK_EQ_INT(R.count, 1);
+    fake_now = w0 + 1000; /* the next window's first */
+    CHECK_EQ_INT(rate(s, "join:u1", 1000), 0);
+    CHECK_EQ_INT(R.count, 1);
+    CHECK_EQ_INT(R.reset_ms, w0 + 2000);
+
+    /* A sweep after the window frees the counters; counting starts over. */
+    fake_now = w0 + 5000;
+    pl_store_memory_sweep(s);
+    CHECK_EQ_INT(rate(s, "join:u1", 1000), 0);
+    CHECK_EQ_INT(R.count, 1);
+    CHECK_EQ_INT(R.reset_ms, w0 + 6000);
+    CHECK_EQ_INT(rate(s, "create:u1", 60000), 0);
+    CHECK_EQ_INT(R.reset_ms, w0 + 60000 - (w0 + 5000) % 60000 + 5000);
+
+    CHECK_EQ_INT(s->rate_hit(s, "k", 0, rate_cb, NULL), PL_EINVAL);
+    fx_close(&fx);
+}
+
+/* True when a comes before b in the listing's order. */
+static bool listed_before(const pl_room_t *a, const pl_room_t *b)
+{
+    if (a->created_at_ms != b->created_at_ms)
+        return a->created_at_ms > b->created_at_ms;
+    return strcmp(a->id, b->id) < 0;
+}
+
+static void test_list_rooms(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+    char id[PL_ID_SIZE], user[32], peer[PL_ID_SIZE];
+
+    CHECK_EQ_INT(list(s, 10, NULL), 0);
+    CHECK_EQ_INT(R.nrooms, 0);
+    CHECK_EQ_STR(R.cursor, "");
+
+    /* 25 public rooms, some created in the same millisecond, and private ones between. */
+    for (int i = 0; i < 25; i++) {
+        if (i % 3 != 0)
+            fake_now++;
+        snprintf(id, sizeof id, "room%02d", (i * 7) % 25);
+        snprintf(user, sizeof user, "u%d", i);
+        snprintf(peer, sizeof peer, "p%d", i);
+        CHECK_EQ_INT(create(s, id, user, user, peer, true, 16), 0);
+        if (i % 5 == 0) {
+            snprintf(id, sizeof id, "priv%02d", i);
+            snprintf(user, sizeof user, "v%d", i);
+            snprintf(peer, sizeof peer, "q%d", i);
+            CHECK_EQ_INT(create(s, id, user, user, peer, false, 16), 0);
+        }
+    }
+    CHECK_EQ_INT(stats(s).rooms, 30);
+
+    pl_room_t all[40];
+    size_t nall = 0;
+    char cursor[PL_CURSOR_MAX + 1] = "";
+    int pages = 0;
+    do {
+        CHECK_EQ_INT(list(s, 10, cursor), 0);
+        CHECK(R.nrooms <= 10);
+        for (size_t i = 0; i < R.nrooms && nall < 40; i++)
+            all[nall++] = R.rooms[i];
+        snprintf(cursor, sizeof cursor, "%s", R.cursor);
+        CHECK(strlen(cursor) <= PL_CURSOR_MAX);
+        pages++;
+    } while (cursor[0] && pages < 10);
+    CHECK_EQ_INT(pages, 3);
+    REQUIRE(nall == 25);
+    bool seen[25] = {false};
+    for (size_t i = 0; i < nall; i++) {
+        CHECK(all[i].is_public);
+        CHECK(strncmp(all[i].id, "room", 4) == 0);
+        int k = atoi(all[i].id + 4);
+        REQUIRE(k >= 0 && k < 25);
+        CHECK(!seen[k]);
+        seen[k] = true;
+        if (i > 0)
+            CHECK(listed_before(&all[i - 1], &all[i]));
+    }
+
+    /* A page ending exactly at the last room says there are no more. */
+    CHECK_EQ_INT(list(s, 25, NULL), 0);
+    CHECK_EQ_INT(R.nrooms, 25);
+    CHECK_EQ_STR(R.cursor, "");
+    CHECK_EQ_INT(list(s, 100, NULL), 0);
+    CHECK_EQ_INT(R.nrooms, 25);
+
+    /* A cursor stays valid after its room is gone, and removed rooms are not listed. */
+    CHECK_EQ_INT(list(s, 5, NULL), 0);
+    snprintf(cursor, sizeof cursor, "%s", R.cursor);
+    pl_room_t fifth = R.rooms[4], sixth;
+    CHECK_EQ_INT(list(s, 6, NULL), 0);
+    sixth = R.rooms[5];
+    char lone[PL_ID_SIZE];
+    snprintf(lone, sizeof lone, "%s", fifth.id);
+    CHECK_EQ_INT(get_members(s, lone), 0);
+    CHECK_EQ_INT(leave(s, lone, R.peers[0].peer_id), 0);
+    CHECK(R.room_removed);
+    CHECK_EQ_INT(list(s, 1, cursor), 0);
+    REQUIRE(R.nrooms == 1);
+    CHECK_EQ_STR(R.rooms[0].id, sixth.id);
+    CHECK_EQ_INT(list(s, 100, NULL), 0);
+    CHECK_EQ_INT(R.nrooms, 24);
+
+    /* Expired rooms are not listed even before a sweep. */
+    fake_now += 3600 * 1000;
+    CHECK_EQ_INT(list(s, 100, NULL), 0);
+    CHECK_EQ_INT(R.nrooms, 0);
+    CHECK_EQ_STR(R.cursor, "");
+
+    static const char *const bad[] = {
+        "abc",
+        "123",
+        "123.",
+        ".room01",
+        "-5.room01",
+        "12a.room01",
+        "123.room 01",
+        "123.room01/",
+        "1234567890123456789012.room01",
+        "123.aaaaaaaaaaaaaaaaaaaaaaa",
+        "123456789012345678901234567890123456789012345678901234567890.r"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (list(s, 10, bad[i]) != PL_EINVAL)
+            fprintf(stderr, "cursor accepted: %s\n", bad[i]);
+        CHECK_EQ_INT(list(s, 10, bad[i]), PL_EINVAL);
+    }
+    CHECK_EQ_INT(list(s, 10, ""), 0);
+    CHECK_EQ_INT(s->list_rooms(s, 0, NULL, list_cb, NULL), PL_EINVAL);
+    fx_close(&fx);
+}
+
+/* Ten thousand rooms paged through 50 at a time: proves the listing is not quadratic
+ * (it would take seconds under ASan if it were). */
+static void test_list_rooms_many(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+    char id[PL_ID_SIZE], user[32];
+    for (int i = 0; i < 10000; i++) {
+        if (i % 7)
+            fake_now++;
+        snprintf(id, sizeof id, "r%05d", i);
+        snprintf(user, sizeof user, "u%d", i);
+        if (create(s, id, user, user, "p", i % 10 != 0, 16) != 0) {
+            CHECK(0);
+            break;
+        }
+    }
+    /* Remove every fourth room, so that the list has holes. */
+    for (int i = 0; i < 10000; i += 4) {
+        snprintf(id, sizeof id, "r%05d", i);
+        CHECK_EQ_INT(leave(s, id, "p"), 0);
+    }
+    char cursor[PL_CURSOR_MAX + 1] = "";
+    size_t total = 0;
+    pl_room_t prev;
+    bool have_prev = false, ordered = true;
+    for (int pages = 0; pages < 1000; pages++) {
+        if (list(s, 50, cursor) != 0) {
+            CHECK(0);
+            break;
+        }
+        for (size_t i = 0; i < R.nrooms; i++) {
+            if (have_prev && !listed_before(&prev, &R.rooms[i]))
+                ordered = false;
+            prev = R.rooms[i];
+            have_prev = true;
+        }
+        total += R.nrooms;
+        snprintf(cursor, sizeof cursor, "%s", R.cursor);
+        if (!cursor[0])
+            break;
+    }
+    CHECK(ordered);
+    /* 9000 public, less the 2000 public ones among the 2500 removed. */
+    CHECK_EQ_INT(total, 7000);
+    fx_close(&fx);
+}
+
+static void test_inbox_max(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    o.inbox_max = 3;
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 16), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p2", "u2"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c1", "{}"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c2", "{}"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c3", "{}"), 0);
+    ninbox = 0;
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c4", "{}"), PL_ELIMIT);
+    CHECK_EQ_INT(ninbox, 0);
+    /* Other inboxes are unaffected. */
+    CHECK_EQ_INT(push(s, "room1", "p2", "p1", PL_ENV_CANDIDATE, "d1", "{}"), 0);
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_ALL, 1), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c4", "{}"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c5", "{}"), PL_ELIMIT);
+    /* Expired envelopes do not hold the inbox full. */
+    fake_now += 30 * 1000;
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c6", "{}"), 0);
+    CHECK_EQ_INT(stats(s).signals_expired, 3);
+    fx_close(&fx);
+}
+
+static void test_rooms_max(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    o.rooms_max = 3;
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "a", "p1", true, 16), 0);
+    CHECK_EQ_INT(create(s, "room2", "u2", "b", "p2", true, 16), 0);
+    CHECK_EQ_INT(create(s, "room3", "u3", "c", "p3", false, 16), 0);
+    CHECK_EQ_INT(create(s, "room4", "u4", "d", "p4", true, 16), PL_ELIMIT);
+    /* The idempotent path is not a new room. */
+    CHECK_EQ_INT(create(s, "room5", "u1", "a", "p5", true, 16), 0);
+    CHECK(!R.created);
+    CHECK_EQ_INT(leave(s, "room2", "p2"), 0);
+    CHECK_EQ_INT(create(s, "room4", "u4", "d", "p4", true, 16), 0);
+    CHECK_EQ_INT(create(s, "room6", "u6", "e", "p6", true, 16), PL_ELIMIT);
+    /* Rooms whose TTL ran out do not count, sweep or no sweep. */
+    fake_now += 3600 * 1000;
+    CHECK_EQ_INT(create(s, "room6", "u6", "e", "p6", true, 16), 0);
+    CHECK_EQ_INT(nroom_notes, 3);
+    CHECK_EQ_INT(stats(s).rooms, 1);
+    fx_close(&fx);
+}
+
+static void test_on_inbox(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 16), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p2", "u2"), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p3", "u3"), 0);
+    CHECK_EQ_INT(create(s, "room2", "u9", "bob", "p1", true, 16), 0);
+
+    ninbox = 0;
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_OFFER, "o1", "{}"), 0);
+    REQUIRE(ninbox == 1);
+    CHECK_EQ_STR(inbox_notes[0].room, "room1");
+    CHECK_EQ_STR(inbox_notes[0].peer, "p2");
+    /* The callback first, then the notification. */
+    CHECK(R.seq < inbox_notes[0].seq);
+
+    /* A server-originated open offer reaches every member. */
+    ninbox = 0;
+    CHECK_EQ_INT(push(s, "room1", NULL, NULL, PL_ENV_OFFER, "srv", "{}"), 0);
+    REQUIRE(ninbox == 3);
+    CHECK_EQ_STR(inbox_notes[0].peer, "p1");
+    CHECK_EQ_STR(inbox_notes[1].peer, "p2");
+    CHECK_EQ_STR(inbox_notes[2].peer, "p3");
+    CHECK(R.seq < inbox_notes[0].seq);
+    ninbox = 0;
+    CHECK_EQ_INT(push(s, "room1", "p3", NULL, PL_ENV_OFFER, "o3", "{}"), 0);
+    REQUIRE(ninbox == 2);
+    CHECK_EQ_STR(inbox_notes[0].peer, "p1");
+    CHECK_EQ_STR(inbox_notes[1].peer, "p2");
+
+    /* Failed pushes notify nobody. */
+    ninbox = 0;
+    CHECK_EQ_INT(push(s, "room1", "p1", "zz", PL_ENV_OFFER, "x", "{}"), PL_ENOTFOUND);
+    CHECK_EQ_INT(push(s, "room2", "p2", "p1", PL_ENV_OFFER, "x", "{}"), PL_EFORBIDDEN);
+    CHECK_EQ_INT(ninbox, 0);
+    fx_close(&fx);
+}
+
+/* What the server's handlers do: push from inside a join callback; and the listener
+ * pushing peer-left from inside an expiry notification. */
+static pl_store_t *cb_store;
+static int reentrant_pushes;
+
+static void join_then_push_cb(void *ud, int status, const pl_room_t *room,
+                              const pl_member_t *member, const pl_member_t *peers, size_t npeers)
+{
+    (void)ud;
+    R.status = status;
+    if (status != 0)
+        return;
+    for (size_t i = 0; i < npeers; i++) {
+        pl_envelope_t env = {
+            .id = "req", .type = PL_ENV_OFFER_REQUEST, .json = "{}", .json_len = 2};
+        snprintf(env.from, sizeof env.from, "%s", member->peer_id);
+        if (cb_store->push(cb_store, room->id, NULL, peers[i].peer_id, &env, push_status_cb,
+                           NULL) == 0)
+            reentrant_pushes++;
+    }
+}
+
+static void test_reentrancy(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+    cb_store = s;
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 16), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p2", "u2"), 0);
+    pl_store_join_req_t req = {.room_id = "room1"};
+    snprintf(req.member.peer_id, sizeof req.member.peer_id, "p3");
+    CHECK_EQ_INT(s->join_room(s, &req, join_then_push_cb, NULL), 0);
+    CHECK_EQ_INT(reentrant_pushes, 2);
+    CHECK_EQ_INT(pop(s, "room1", "p1", PL_ENV_OFFER_REQUEST, 10), 0);
+    CHECK_EQ_INT(R.nenvs, 1);
+
+    reenter_store = s;
+    fake_now += 60 * 1000;
+    CHECK_EQ_INT(heartbeat(s, "room1", "p1"), 0);
+    fake_now += 31 * 1000;
+    pl_store_memory_sweep(s);
+    CHECK_EQ_INT(nmember_notes, 2);
+    CHECK_EQ_INT(pop(s, "room1", "p1", PL_ENV_PEER_LEFT, 10), 0);
+    CHECK_EQ_INT(R.nenvs, 2);
+    reenter_store = NULL;
+    fx_close(&fx);
+}
+
+/* The engine's own timer sweeps without being asked. */
+static void stop_cb(uv_timer_t *t)
+{
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_timer_sweep(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 16), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p2", "u2"), 0);
+    fake_now += 90 * 1000;
+    /* The store's timer is unreferenced; this one keeps the loop up past one sweep. */
+    uv_timer_t keep;
+    uv_timer_init(&fx.loop, &keep);
+    uv_timer_start(&keep, stop_cb, 1200, 0);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(nmember_notes, 2);
+    CHECK_EQ_INT(stats(s).rooms, 0);
+    fx_close(&fx);
+}
+
+static void test_destroy_with_live_state(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+    char id[PL_ID_SIZE], user[32], peer[PL_ID_SIZE];
+
+    for (int i = 0; i < 50; i++) {
+        snprintf(id, sizeof id, "room%d", i);
+        snprintf(user, sizeof user, "u%d", i);
+        CHECK_EQ_INT(create(s, id, user, user, "b", i % 2 == 0, 16), 0);
+        for (int k = 0; k < 4; k++) {
+            snprintf(peer, sizeof peer, "m%d", k);
+            CHECK_EQ_INT(join(s, id, NULL, peer, "viewer"), 0);
+            CHECK_EQ_INT(push(s, id, "b", peer, PL_ENV_OFFER, "o", "{\"sdp\":\"...\"}"), 0);
+        }
+        CHECK_EQ_INT(push(s, id, "m0", NULL, PL_ENV_OFFER, "open", "{}"), 0);
+        CHECK_EQ_INT(rate(s, user, 60000), 0);
+    }
+    pl_store_stats_t st = stats(s);
+    CHECK_EQ_INT(st.rooms, 50);
+    CHECK_EQ_INT(st.members, 250);
+    CHECK_EQ_INT(st.signals_queued, 250);
+    fx_close(&fx); /* ASan's leak check at exit covers the rest */
+}
+
+/* Random operations with a seeded generator: ASan checks the memory handling, and the
+ * counters must agree with what the rooms themselves report. */
+static uint64_t rnd_state = 0x1234567887654321ull;
+
+static uint32_t rnd(uint32_t n)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return (uint32_t)(rnd_state % n);
+}
+
+static void test_random_ops(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    o.room_ttl_s = 120;
+    o.member_ttl_s = 40;
+    o.signal_ttl_s = 10;
+    o.inbox_max = 8;
+    o.rooms_max = 6;
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+    char rid[PL_ID_SIZE], peer[PL_ID_SIZE], other[PL_ID_SIZE], user[32];
+
+    for (int step = 0; step < 20000; step++) {
+        snprintf(rid, sizeof rid, "r%u", rnd(8));
+        snprintf(peer, sizeof peer, "p%u", rnd(6));
+        snprintf(other, sizeof other, "p%u", rnd(6));
+        snprintf(user, sizeof user, "u%u", rnd(10));
+        switch (rnd(12)) {
+        case 0:
+            create(s, rid, user, user, peer, rnd(2), 1 + rnd(8));
+            break;
+        case 1:
+            join(s, rnd(4) ? rid : NULL, user, peer, user);
+            break;
+        case 2:
+            leave(s, rid, peer);
+            break;
+        case 3:
+            heartbeat(s, rid, peer);
+            break;
+        case 4:
+        case 5:
+            push(s, rid, rnd(5) ? peer : NULL, rnd(4) ? other : NULL, (pl_env_type_t)(1u << rnd(8)),
+                 "e", "{\"x\":1}");
+            break;
+        case 6:
+        case 7:
+            pop(s, rid, peer, rnd(256), rnd(5));
+            break;
+        case 8:
+            fake_now += rnd(2000);
+            break;
+        case 9:
+            if (rnd(10) == 0)
+                pl_store_memory_sweep(s);
+            break;
+        case 10:
+            list(s, 1 + rnd(7), rnd(2) ? R.cursor : NULL);
+            break;
+        default:
+            rate(s, user, 1 + rnd(3000));
+            break;
+        }
+        if (step % 500 == 0) {
+            pl_store_memory_sweep(s);
+            uint64_t rooms = 0, members = 0;
+            for (int i = 0; i < 8; i++) {
+                snprintf(rid, sizeof rid, "r%d", i);
+                if (get_members(s, rid) == 0) {
+                    rooms++;
+                    members += R.npeers;
+                    CHECK_EQ_INT(R.room.participant_count, R.npeers);
+                    CHECK(R.npeers > 0);
+                }
+            }
+            pl_store_stats_t st = stats(s);
+            CHECK_EQ_INT(st.rooms, rooms);
+            CHECK_EQ_INT(st.members, members);
+        }
+    }
+    /* Once every TTL has run out, nothing is left. */
+    fake_now += 200 * 1000;
+    pl_store_memory_sweep(s);
+    pl_store_stats_t st = stats(s);
+    CHECK_EQ_INT(st.rooms, 0);
+    CHECK_EQ_INT(st.members, 0);
+    CHECK_EQ_INT(st.signals_queued, 0);
+    CHECK(st.signals_delivered > 0);
+    CHECK(st.signals_expired > 0);
+    fx_close(&fx);
+}
+
+int main(void)
+{
+    RUN(test_names);
+    RUN(test_create_join_leave);
+    RUN(test_create_idempotent);
+    RUN(test_join_by_name);
+    RUN(test_full_room);
+    RUN(test_push_pop_fifo_masks);
+    RUN(test_open_offer);
+    RUN(test_signal_ttl);
+    RUN(test_member_ttl);
+    RUN(test_room_ttl);
+    RUN(test_heartbeat);
+    RUN(test_rate_hit);
+    RUN(test_list_rooms);
+    RUN(test_list_rooms_many);
+    RUN(test_inbox_max);
+    RUN(test_rooms_max);
+    RUN(test_on_inbox);
+    RUN(test_reentrancy);
+    RUN(test_timer_sweep);
+    RUN(test_destroy_with_live_state);
+    RUN(test_random_ops);
+    TEST_MAIN();
+}
