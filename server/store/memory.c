@@ -1146,6 +1146,10 @@ static int mem_pop(pl_store_t *base, const char *room_id, const char *peer_id, u
         }
     }
     s->delivered += n;
+    /* Remember who offered last: an answer without `to` goes back to them. */
+    for (mem_env_t *e = taken; e; e = e->next)
+        if (e->type == PL_ENV_OFFER && e->from[0])
+            memcpy(mm->m.last_offer_from, e->from, PL_ID_SIZE);
 
     size_t i = 0;
     for (mem_env_t *e = taken; e; e = e->next, i++) {

@@ -729,6 +729,11 @@ static void test_open_offer(void)
     CHECK_EQ_STR(R.envs[1].id, "open1");
     CHECK_EQ_STR(R.envs[1].from, "p1");
     CHECK_EQ_STR(R.json[1], "{\"sdp\":\"x\"}");
+    /* The member remembers who offered last, for an answer without `to`. */
+    CHECK_EQ_INT(get_member(s, "room1", "p2"), 0);
+    CHECK_EQ_STR(R.member.last_offer_from, "p1");
+    CHECK_EQ_INT(get_member(s, "room1", "p3"), 0);
+    CHECK_EQ_STR(R.member.last_offer_from, "");
 
     /* Consumed: nobody else gets it. */
     CHECK_EQ_INT(pop(s, "room1", "p3", PL_ENV_ALL, 10), 0);
