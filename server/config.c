@@ -90,7 +90,7 @@ static int key_set(pl_config_t *cfg, const cfg_key_t *k, const char *text, char 
 static void key_unset(pl_config_t *cfg, const cfg_key_t *k);
 static int parse_u32(const char *s, uint32_t *out);
 static int parse_bool(const char *s, bool *out);
-static int parse_port(const char *s, size_t len, uint16_t *out);
+static int parse_port(const char *s, size_t len, uint32_t min, uint16_t *out);
 static int parse_listen(pl_config_t *cfg, const char *text, char *why, size_t cap);
 static int parse_rate(const char *text, const cfg_key_t *k, pl_rate_t *out, char *why, size_t cap);
 static int set_list(pl_config_t *cfg, const cfg_key_t *k, const char *text, char *why, size_t cap);
@@ -383,7 +383,8 @@ static int parse_bool(const char *s, bool *out)
     return PL_EINVAL;
 }
 
-static int parse_port(const char *s, size_t len, uint16_t *out)
+/* min is 0 for the listen port (0 asks the kernel for a free one) and 1 elsewhere. */
+static int parse_port(const char *s, size_t len, uint32_t min, uint16_t *out)
 {
     char buf[8];
     uint32_t v;
@@ -391,7 +392,7 @@ static int parse_port(const char *s, size_t len, uint16_t *out)
         return PL_EINVAL;
     memcpy(buf, s, len);
     buf[len] = '\0';
-    if (parse_u32(buf, &v) || v < 1 || v > 65535)
+    if (parse_u32(buf, &v) || v < min || v > 65535)
         return PL_EINVAL;
     *out = (uint16_t)v;
     return 0;
@@ -438,8 +439,8 @@ static int parse_listen(pl_config_t *cfg, const char *text, char *why, size_t ca
     if (inet_pton(v6 ? AF_INET6 : AF_INET, host, addr) != 1)
         goto bad_host;
     uint16_t p;
-    if (parse_port(port, strlen(port), &p)) {
-        set_err(why, cap, "port must be 1..65535, got %s", q);
+    if (parse_port(port, strlen(port), 0, &p)) {
+        set_err(why, cap, "port must be 0..65535 (0: any free port), got %s", q);
         return PL_EINVAL;
     }
     memcpy(cfg->listen_host, host, hlen + 1);
@@ -667,7 +668,7 @@ static int check_store(char *val, char *why, size_t cap)
     }
     const char *slash = strchr(port, '/');
     uint16_t pn;
-    if (parse_port(port, slash ? (size_t)(slash - port) : strlen(port), &pn))
+    if (parse_port(port, slash ? (size_t)(slash - port) : strlen(port), 1, &pn))
         goto bad;
     if (slash) {
         uint32_t db;
