@@ -1061,7 +1061,7 @@ static int validate(const pl_config_t *cfg, const origin_t *o, char *err, size_t
             return PL_ECONFIG;
         }
     }
-    if (cfg->listen_port == 0 || cfg->listen_host[0] == '\0') {
+    if (cfg->listen_host[0] == '\0') {
         user_name(key_by_name("listen"), o, n1, sizeof n1);
         set_err(err, cap, "%s: no listen address and port", n1);
         return PL_ECONFIG;
