@@ -6,8 +6,12 @@ real parleyd process over loopback sockets.
 Environment (set by ctest, see tests/CMakeLists.txt):
   PARLEYD               path of the parleyd binary (default: <repo>/build/bin/parleyd)
   PARLEY_TEST_STORE     "memory" (default) or "redis"
-  PARLEY_TEST_REDIS_URL when set, passed to parleyd as PARLEY_STORE (and flushed before
-                        every server start unless Server(fresh_store=False))
+  PARLEY_TEST_REDIS_URL when set, passed to parleyd as PARLEY_STORE and flushed (FLUSHDB)
+                        before every Server starts unless Server(fresh_store=False): test
+                        modules run in parallel then need distinct URLs (db numbers).
+                        When PARLEY_TEST_STORE=redis and no URL is given, every Server gets
+                        its own redis-server on a free port (RedisServer), so parallel
+                        runs are isolated.
   PARLEY_SANITIZED      "1" when the binary is built with ASan/UBSan: servers' logs are
                         checked for sanitizer reports and time bounds are scaled by SLOW
   PARLEY_TEST_KEEP_LOGS "1" keeps every server log file (they are kept on failure anyway)
@@ -19,8 +23,10 @@ API (stable; add, don't rename):
   Server(args=None, expect_exit=0, fresh_store=True, wait_healthy=True, **env)
       context manager; .url .host .port .pid .proc .log_path .store .env
       .stop(sig=SIGTERM, timeout=10) -> exit code;  .kill();  .alive()
+      .restart(sig=SIGTERM, timeout=10): same port, same store (state kept by Redis)
       .log_text() .log_lines() .log_tail(n) .find_log(msg=None, **fields)
       .wait_log(pred_or_msg, timeout=5, **fields) .stdout_text() .sanitizer_errors()
+  RedisServer(): a private redis-server on a free port; .url .port .stop(); context manager
   run_parleyd(args=None, timeout=10, **env) -> subprocess.CompletedProcess (text)
   mint_token(sub, name=None, exp_in=3600, secret=TEST_SECRET, alg="HS256", **claims)
   jwt_encode(header, payload, secret=TEST_SECRET) ; b64url(bytes) ; b64url_decode(str)
@@ -67,8 +73,6 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 PARLEYD = os.environ.get("PARLEYD") or os.path.join(REPO, "build", "bin", "parleyd")
 TEST_STORE = os.environ.get("PARLEY_TEST_STORE", "memory") or "memory"
 REDIS_URL = os.environ.get("PARLEY_TEST_REDIS_URL") or None
-if TEST_STORE == "redis" and not REDIS_URL:
-    REDIS_URL = "redis://127.0.0.1:6379/15"
 SANITIZED = os.environ.get("PARLEY_SANITIZED", "0").strip().lower() in ("1", "on", "true", "yes")
 KEEP_LOGS = os.environ.get("PARLEY_TEST_KEEP_LOGS", "0") == "1"
 
@@ -216,6 +220,50 @@ def _redis_flush(url, timeout=3.0):
             raise AssertionError("redis flush of %s failed: %r" % (url, buf))
 
 
+class RedisServer:
+    """A throw-away redis-server (no persistence) on a free loopback port."""
+
+    def __init__(self, binary="redis-server"):
+        self.binary = binary
+        self.port = None
+        self.url = None
+        self.proc = None
+
+    def start(self, timeout=10.0):
+        for _attempt in range(3):
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--protected-mode", "yes"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.url = "redis://127.0.0.1:%d/0" % self.port
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    _redis_flush(self.url, timeout=1.0)
+                    return self
+                except (OSError, AssertionError):
+                    time.sleep(0.05)
+            self.stop()
+        raise AssertionError("could not start %s" % self.binary)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *a):
+        self.stop()
+        return False
+
+
 # ----------------------------------------------------------------------------------------
 # The server process
 
@@ -279,6 +327,9 @@ class Server:
         self.store = None
         self._stopped = False
         self._failed = False
+        self._keep_port = False
+        self._starts = 0
+        self._own_redis = None
 
     # -- lifecycle --------------------------------------------------------------------
     def __enter__(self):
@@ -298,34 +349,48 @@ class Server:
                 sys.stderr.write("\n--- parleyd log tail (%s) ---\n%s\n---\n"
                                  % (self.log_path, self.log_tail(30)))
             self._cleanup_files()
+            self.release()
         return False
 
     def start(self):
         if not os.path.exists(PARLEYD):
             raise unittest.SkipTest("parleyd binary not found at %s (set PARLEYD)" % PARLEYD)
         last_err = None
-        for _attempt in range(3):
-            try:
-                self._start_once()
-                return self
-            except ServerStartError as e:
-                last_err = e
-                # Retry only if the port was taken between free_port() and bind().
-                if "in use" not in self.log_text().lower():
-                    self._cleanup_files(force_keep=True)
-                    raise
-                self._cleanup_files()
-        raise last_err
+        try:
+            for _attempt in range(3):
+                try:
+                    self._start_once()
+                    return self
+                except ServerStartError as e:
+                    last_err = e
+                    # Retry only if the port was taken between free_port() and bind().
+                    if "in use" not in self.log_text().lower():
+                        self._cleanup_files(force_keep=True)
+                        raise
+                    self._cleanup_files()
+                    time.sleep(0.2)
+            raise last_err
+        except BaseException:
+            self.release()
+            raise
 
     def _start_once(self):
-        self.port = free_port()
+        if not (self._keep_port and self.port):
+            self.port = free_port()
         self.url = "http://%s:%d" % (self.host, self.port)
         env = _base_env()
         env["PARLEY_LISTEN"] = "%s:%d" % (self.host, self.port)
         env["PARLEY_JWT_SECRET"] = TEST_SECRET
         env["PARLEY_LOG_LEVEL"] = "info"
-        if REDIS_URL:
-            env["PARLEY_STORE"] = REDIS_URL
+        flush = False
+        if "PARLEY_STORE" not in self.overrides:
+            if REDIS_URL:
+                env["PARLEY_STORE"] = REDIS_URL
+                flush = self.fresh_store and self._starts == 0
+            elif TEST_STORE == "redis":
+                if self._own_redis is None:
+                    self._own_redis = RedisServer().start()
+                env["PARLEY_STORE"] = self._own_redis.url
         for k, v in self.overrides.items():
             if v is None:
                 env.pop(k, None)
@@ -333,8 +398,9 @@ class Server:
                 env[k] = str(v)
         self.env = env
         self.store = env.get("PARLEY_STORE", "memory")
-        if self.store.startswith("redis://") and self.fresh_store:
+        if flush:
             _redis_flush(self.store)
+        self._starts += 1
         fd, self.log_path = tempfile.mkstemp(prefix="parleyd-", suffix=".log")
         os.close(fd)
         fd, self.stdout_path = tempfile.mkstemp(prefix="parleyd-", suffix=".out")
@@ -405,6 +471,16 @@ class Server:
         self._stopped = True
         return self.returncode
 
+    def restart(self, sig=signal.SIGTERM, timeout=10):
+        """Stops the server (asserting expect_exit as at the end), and starts it again on the
+        same port with the same environment and store (a harness-owned Redis is kept; the
+        memory store starts empty, of course)."""
+        self._finish(check=True)
+        self._cleanup_files()
+        self._keep_port = True
+        self.start()
+        return self
+
     def kill(self):
         """SIGKILL, no questions asked (exit code -9)."""
         if self.proc is not None and self.proc.poll() is None:
@@ -439,6 +515,12 @@ class Server:
         if bad:
             raise AssertionError("sanitizer reports in parleyd log %s:\n%s\n--- tail ---\n%s"
                                  % (self.log_path, "\n".join(bad[:20]), self.log_tail(60)))
+
+    def release(self):
+        """Stops a harness-owned redis-server (called at the end of the context/test)."""
+        if self._own_redis is not None:
+            self._own_redis.stop()
+            self._own_redis = None
 
     def _cleanup_files(self, force_keep=False):
         if KEEP_LOGS or self._failed or force_keep:
@@ -506,7 +588,14 @@ class Server:
             return wait_until(lambda: [o for o in self.log_lines() if pred(o)], timeout,
                               msg="no matching log line within %.1f s; tail:\n%s"
                               % (timeout, self.log_tail(20)))
-        return wait_until(lambda: self.find_log(msg, **fields), timeout,
+        def pred():
+            found = self.find_log(msg, **fields)
+            if not found and not self.alive():
+                raise AssertionError("parleyd exited (%r) before logging msg=%r %r; log:\n%s"
+                                     % (self.proc.poll() if self.proc else None, msg, fields,
+                                        self.log_tail(20)))
+            return found
+        return wait_until(pred, timeout,
                           msg="no log line msg=%r %r within %.1f s" % (msg, fields, timeout))
 
 
@@ -928,6 +1017,7 @@ class ParleyTestCase(unittest.TestCase):
                 raise
             finally:
                 srv._cleanup_files()
+                srv.release()
 
         self.addCleanup(fin)
         return srv

@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from harness import (REDIS_URL, TEST_SECRET, Client, ParleyTestCase, Peer, Server, free_port,
+from harness import (TEST_SECRET, Client, ParleyTestCase, Peer, Server, free_port,
                      jwt_encode, metrics, mint_token, raw_socket, read_http_response, req,
                      run_parleyd, scaled, uniq, wait_until)
 
@@ -81,6 +81,15 @@ class TestHealth(ParleyTestCase):
         self.assertStatus(h, 200)
         self.assertEqual(h.body, b"")
         self.assertEqual(h.headers.get("Content-Length"), str(len(g.body)))
+
+    def test_keepalive_reuses_connection(self):
+        srv = self.server()
+        with Client(srv) as c:
+            for i in range(20):
+                r = c.req("GET", "/healthz" if i % 2 else "/signaling/rooms")
+                self.assertStatus(r, 200)
+            self.assertEqual(c.reconnects, 0, "the server closed a keep-alive connection")
+            self.assertEqual(metrics(srv).value("parley_http_connections_open"), 2)
 
     def test_unknown_path_and_wrong_method(self):
         srv = self.server()
@@ -185,7 +194,7 @@ class TestLogs(ParleyTestCase):
         self.assertEqual(len(lines), 1, srv.log_tail())
         ln = lines[0]
         self.assertEqual(ln.get("addr"), "127.0.0.1:%d" % srv.port)
-        if REDIS_URL:
+        if srv.store != "memory":
             self.assertTrue(str(ln.get("store", "")).startswith("redis"), ln)
         else:
             self.assertEqual(ln.get("store"), "memory")
