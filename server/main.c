@@ -16,6 +16,7 @@
 #include "version.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +33,26 @@ typedef struct {
     bool stopping;
 } daemon_t;
 
+/* Each connection is a descriptor; the default soft limit (often 1024) would cap the
+ * server far below PARLEY_MAX_CONNECTIONS, so raise it towards the hard limit. */
+static void raise_fd_limit(uint32_t max_connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)max_connections + 256;
+    if (rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        pl_log_warn("the open-file limit is below PARLEY_MAX_CONNECTIONS",
+                    PL_LI("limit", rl.rlim_cur), PL_LI("max_connections", max_connections));
+}
+
 static void on_signal(uv_signal_t *sig, int signum);
 static void on_drain_tick(uv_timer_t *t);
 static int start(daemon_t *d);
+static void raise_fd_limit(uint32_t max_connections);
 static void teardown(daemon_t *d);
 
 int main(int argc, char **argv)
@@ -74,6 +92,7 @@ static int start(daemon_t *d)
     int rc;
     app->loop = uv_default_loop();
     app->cfg = &d->cfg;
+    raise_fd_limit(d->cfg.max_connections);
 
     if ((rc = pl_auth_new(&d->cfg, &app->auth, err, sizeof err))) {
         pl_log_error("cannot load the JWT key", PL_LS("error", err));
@@ -142,6 +161,22 @@ static int start(daemon_t *d)
                 PL_LS("node", d->cfg.node_id), PL_LS("version", PL_VERSION),
                 PL_LI("pid", getpid()), PL_LS("config", d->cfg.config_path));
     return 0;
+}
+
+/* Each connection is a descriptor; the default soft limit (often 1024) would cap the
+ * server far below PARLEY_MAX_CONNECTIONS, so raise it towards the hard limit. */
+static void raise_fd_limit(uint32_t max_connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)max_connections + 256;
+    if (rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        pl_log_warn("the open-file limit is below PARLEY_MAX_CONNECTIONS",
+                    PL_LI("limit", rl.rlim_cur), PL_LI("max_connections", max_connections));
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
