@@ -33,22 +33,6 @@ typedef struct {
     bool stopping;
 } daemon_t;
 
-/* Each connection is a descriptor; the default soft limit (often 1024) would cap the
- * server far below PARLEY_MAX_CONNECTIONS, so raise it towards the hard limit. */
-static void raise_fd_limit(uint32_t max_connections)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return;
-    rlim_t want = (rlim_t)max_connections + 256;
-    if (rl.rlim_cur >= want)
-        return;
-    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
-        pl_log_warn("the open-file limit is below PARLEY_MAX_CONNECTIONS",
-                    PL_LI("limit", rl.rlim_cur), PL_LI("max_connections", max_connections));
-}
-
 static void on_signal(uv_signal_t *sig, int signum);
 static void on_drain_tick(uv_timer_t *t);
 static int start(daemon_t *d);
