@@ -8,19 +8,19 @@
 
 #define PL_OK 0
 /* Our codes live far below errno values so they never collide with UV_E*. */
-#define PL_ERRNO_MAP(X)                                                                           \
-    X(ENOMEM, -30001, "out of memory")                                                            \
-    X(EINVAL, -30002, "invalid argument")                                                         \
-    X(ENOTFOUND, -30003, "not found")                                                             \
-    X(EFULL, -30004, "room is full")                                                              \
-    X(EEXIST, -30005, "already exists")                                                           \
-    X(EFORBIDDEN, -30006, "forbidden")                                                            \
-    X(EUNAVAIL, -30007, "store unavailable")                                                      \
-    X(ELIMIT, -30008, "limit reached")                                                            \
-    X(EAUTH, -30009, "authentication failed")                                                     \
-    X(EEXPIRED, -30010, "token expired")                                                          \
-    X(ECONFIG, -30011, "configuration error")                                                     \
-    X(ECLOSED, -30012, "closed")                                                              \
+#define PL_ERRNO_MAP(X)                                                                            \
+    X(ENOMEM, -30001, "out of memory")                                                             \
+    X(EINVAL, -30002, "invalid argument")                                                          \
+    X(ENOTFOUND, -30003, "not found")                                                              \
+    X(EFULL, -30004, "room is full")                                                               \
+    X(EEXIST, -30005, "already exists")                                                            \
+    X(EFORBIDDEN, -30006, "forbidden")                                                             \
+    X(EUNAVAIL, -30007, "store unavailable")                                                       \
+    X(ELIMIT, -30008, "limit reached")                                                             \
+    X(EAUTH, -30009, "authentication failed")                                                      \
+    X(EEXPIRED, -30010, "token expired")                                                           \
+    X(ECONFIG, -30011, "configuration error")                                                      \
+    X(ECLOSED, -30012, "closed")                                                                   \
     X(ECONFLICT, -30013, "conflict")
 
 enum {

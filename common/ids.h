@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 /* Room and peer ids: 16 random bytes as 22 base64url characters. */
-#define PL_ID_LEN 22
+#define PL_ID_LEN  22
 #define PL_ID_SIZE (PL_ID_LEN + 1)
 
 /* Fills buf with n cryptographically random bytes. Returns 0 or a negative error. */

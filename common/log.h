@@ -39,16 +39,16 @@ int pl_log_parse_level(const char *s, pl_log_level_t *out);
 /* Fields are read up to the first one whose type is PL__LF_END. */
 void pl_log_fields(pl_log_level_t level, const char *msg, const pl_log_field_t *fields);
 
-#define pl_log(level, msg, ...)                                                                   \
-    do {                                                                                          \
-        if ((level) >= pl_log_get_level()) {                                                      \
-            const pl_log_field_t pl__f[] = {__VA_ARGS__ __VA_OPT__(, ){NULL, PL__LF_END, {0}}};   \
-            pl_log_fields((level), (msg), pl__f);                                                 \
-        }                                                                                         \
+#define pl_log(level, msg, ...)                                                                    \
+    do {                                                                                           \
+        if ((level) >= pl_log_get_level()) {                                                       \
+            const pl_log_field_t pl__f[] = {__VA_ARGS__ __VA_OPT__(, ){NULL, PL__LF_END, {0}}};    \
+            pl_log_fields((level), (msg), pl__f);                                                  \
+        }                                                                                          \
     } while (0)
 #define pl_log_debug(msg, ...) pl_log(PL_LOG_DEBUG, msg, __VA_ARGS__)
-#define pl_log_info(msg, ...) pl_log(PL_LOG_INFO, msg, __VA_ARGS__)
-#define pl_log_warn(msg, ...) pl_log(PL_LOG_WARN, msg, __VA_ARGS__)
+#define pl_log_info(msg, ...)  pl_log(PL_LOG_INFO, msg, __VA_ARGS__)
+#define pl_log_warn(msg, ...)  pl_log(PL_LOG_WARN, msg, __VA_ARGS__)
 #define pl_log_error(msg, ...) pl_log(PL_LOG_ERROR, msg, __VA_ARGS__)
 
 #endif

@@ -12,7 +12,7 @@ typedef struct {
 } pl_str_t;
 
 #define PL_STR_LIT(s) ((pl_str_t){(s), sizeof(s) - 1})
-#define PL_STR_NULL ((pl_str_t){NULL, 0})
+#define PL_STR_NULL   ((pl_str_t){NULL, 0})
 
 static inline pl_str_t pl_str(const char *s)
 {

@@ -27,20 +27,20 @@ typedef struct {
     uint32_t max_body;          /* PARLEY_MAX_BODY bytes, default 65536 */
 
     /* Store and node. */
-    char store[512];    /* "memory" or "redis://host:port[/db]" */
-    char node_id[128];  /* default hostname-pid */
+    char store[512];   /* "memory" or "redis://host:port[/db]" */
+    char node_id[128]; /* default hostname-pid */
 
     /* Identity. */
-    char *jwt_secret;       /* PARLEY_JWT_SECRET (heap, may be NULL) */
-    char *jwt_public_key;   /* PARLEY_JWT_PUBLIC_KEY: the path as given (heap, may be NULL) */
-    char *jwt_issuer;       /* may be NULL */
-    char *jwt_audience;     /* may be NULL */
+    char *jwt_secret;     /* PARLEY_JWT_SECRET (heap, may be NULL) */
+    char *jwt_public_key; /* PARLEY_JWT_PUBLIC_KEY: the path as given (heap, may be NULL) */
+    char *jwt_issuer;     /* may be NULL */
+    char *jwt_audience;   /* may be NULL */
     bool allow_guests;
-    bool insecure_dev;      /* --insecure-dev / PARLEY_INSECURE_DEV */
+    bool insecure_dev; /* --insecure-dev / PARLEY_INSECURE_DEV */
 
     /* HTTP policy. */
-    char *allowed_origins;  /* comma list or "*", may be NULL */
-    char *trusted_proxies;  /* comma list of CIDRs, may be NULL */
+    char *allowed_origins; /* comma list or "*", may be NULL */
+    char *trusted_proxies; /* comma list of CIDRs, may be NULL */
 
     /* Lifetimes, in seconds. */
     uint32_t room_ttl;   /* 3600 */
@@ -48,38 +48,38 @@ typedef struct {
     uint32_t signal_ttl; /* 30 */
 
     /* ICE servers handed to clients. */
-    char *stun_urls;     /* comma list; default "stun:stun.l.google.com:19302" */
-    char *turn_urls;     /* comma list, may be NULL */
-    char *turn_secret;   /* may be NULL */
-    uint32_t turn_ttl;   /* seconds a TURN credential lives, default 86400 */
+    char *stun_urls;   /* comma list; default "stun:stun.l.google.com:19302" */
+    char *turn_urls;   /* comma list, may be NULL */
+    char *turn_secret; /* may be NULL */
+    uint32_t turn_ttl; /* seconds a TURN credential lives, default 86400 */
 
-    char *sevtv_api;     /* PARLEY_7TV_API, default https://7tv.io/v3 */
+    char *sevtv_api; /* PARLEY_7TV_API, default https://7tv.io/v3 */
 
     /* Rate limits, "N/S" in files, env and flags (N events per S seconds; "0" disables). */
-    pl_rate_t rl_create_room;   /* per user,  default 10/60 */
-    pl_rate_t rl_join_user;     /* per user,  default 30/60 */
-    pl_rate_t rl_join_ip;       /* per IP,    default 60/60 */
-    pl_rate_t rl_signal;        /* per peer, offer/answer/candidate/heartbeat/leave, 600/60 */
-    pl_rate_t rl_poll;          /* per peer, GET offer/answer/events, 600/60 */
-    pl_rate_t rl_list;          /* per IP, room listing and GET room, 120/60 */
-    pl_rate_t rl_emoji_upload;  /* per user, 10/3600 */
+    pl_rate_t rl_create_room;  /* per user,  default 10/60 */
+    pl_rate_t rl_join_user;    /* per user,  default 30/60 */
+    pl_rate_t rl_join_ip;      /* per IP,    default 60/60 */
+    pl_rate_t rl_signal;       /* per peer, offer/answer/candidate/heartbeat/leave, 600/60 */
+    pl_rate_t rl_poll;         /* per peer, GET offer/answer/events, 600/60 */
+    pl_rate_t rl_list;         /* per IP, room listing and GET room, 120/60 */
+    pl_rate_t rl_emoji_upload; /* per user, 10/3600 */
 
     /* Rooms. */
     uint32_t max_peers_default; /* 16 (mesh default from DESIGN section 5) */
     uint32_t max_peers_limit;   /* largest maxPeers a client may ask for, 10000 */
 
     /* Logging and shutdown. */
-    char log_level[16];         /* debug|info|warn|error */
+    char log_level[16];           /* debug|info|warn|error */
     uint32_t shutdown_timeout_ms; /* PARLEY_SHUTDOWN_TIMEOUT seconds, default 5 */
 
-    char *config_path;          /* --config FILE, for the log line */
+    char *config_path; /* --config FILE, for the log line */
 } pl_config_t;
 
 /* What pl_config_load decided beyond the values. */
 typedef enum {
-    PL_CONFIG_RUN = 0,  /* start the server */
-    PL_CONFIG_HELP,     /* --help was printed; exit 0 */
-    PL_CONFIG_VERSION,  /* --version was printed; exit 0 */
+    PL_CONFIG_RUN = 0, /* start the server */
+    PL_CONFIG_HELP,    /* --help was printed; exit 0 */
+    PL_CONFIG_VERSION, /* --version was printed; exit 0 */
 } pl_config_action_t;
 
 /* Fills cfg with the defaults (no allocation beyond the default strings). */

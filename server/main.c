@@ -103,8 +103,7 @@ static int start(daemon_t *d)
     if (strcmp(d->cfg.store, "memory") == 0) {
         rc = pl_store_memory_new(app->loop, &sopts, &listener, &app->store);
     } else {
-        pl_log_error("this build supports only the memory store",
-                     PL_LS("store", d->cfg.store));
+        pl_log_error("this build supports only the memory store", PL_LS("store", d->cfg.store));
         return PL_ECONFIG;
     }
     if (rc) {
@@ -142,8 +141,8 @@ static int start(daemon_t *d)
     snprintf(addr, sizeof addr, v6 ? "[%s]:%u" : "%s:%u", d->cfg.listen_host,
              pl_http_server_port(app->http));
     pl_log_info("listening", PL_LS("addr", addr), PL_LS("store", app->store->engine),
-                PL_LS("node", d->cfg.node_id), PL_LS("version", PL_VERSION),
-                PL_LI("pid", getpid()), PL_LS("config", d->cfg.config_path));
+                PL_LS("node", d->cfg.node_id), PL_LS("version", PL_VERSION), PL_LI("pid", getpid()),
+                PL_LS("config", d->cfg.config_path));
     return 0;
 }
 

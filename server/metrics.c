@@ -10,11 +10,11 @@
  * server produces. The arrays below are sized well above that product; anything beyond
  * folds into the last slot rather than growing without bound. */
 #define MAX_REQ_SERIES 512
-#define MAX_ROUTES 48
-#define MAX_SCOPES 16
+#define MAX_ROUTES     48
+#define MAX_SCOPES     16
 
-static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                 0.05,   0.1,   0.25,   0.5,   1,    2.5,  5, 10, 30};
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                 0.25,   0.5,   1,      2.5,   5,    10,    30};
 #define NBUCKETS (sizeof buckets / sizeof buckets[0])
 
 typedef struct {
@@ -114,16 +114,18 @@ void pl_metrics_rate_limited(pl_metrics_t *m, const char *scope)
 
 void pl_metrics_render(pl_metrics_t *m, const pl_metrics_gauges_t *g, pl_buf_t *o)
 {
-    pl_buf_printf(o, "# HELP parley_build_info Build and node information.\n"
-                     "# TYPE parley_build_info gauge\n"
-                     "parley_build_info{version=\"%s\",node=\"%s\",store=\"%s\"} 1\n",
+    pl_buf_printf(o,
+                  "# HELP parley_build_info Build and node information.\n"
+                  "# TYPE parley_build_info gauge\n"
+                  "parley_build_info{version=\"%s\",node=\"%s\",store=\"%s\"} 1\n",
                   PL_VERSION, g->node_id, g->store_engine);
 
     pl_buf_appends(o, "# HELP parley_http_requests_total HTTP requests by route, method and "
                       "status.\n# TYPE parley_http_requests_total counter\n");
     for (size_t i = 0; i < m->nreq; i++)
-        pl_buf_printf(o, "parley_http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"} "
-                         "%llu\n",
+        pl_buf_printf(o,
+                      "parley_http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"} "
+                      "%llu\n",
                       m->req[i].route, m->req[i].method, m->req[i].status,
                       (unsigned long long)m->req[i].count);
 

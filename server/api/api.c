@@ -196,9 +196,8 @@ void api_error(pl_call_t *call, int status, const char *code, const char *fmt, .
     if (status == 401) {
         size_t len;
         pl_http_add_header(call->req, "WWW-Authenticate",
-                           bearer(call, &len)
-                               ? "Bearer realm=\"parley\", error=\"invalid_token\""
-                               : "Bearer realm=\"parley\"");
+                           bearer(call, &len) ? "Bearer realm=\"parley\", error=\"invalid_token\""
+                                              : "Bearer realm=\"parley\"");
     }
     api_json(call, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
@@ -316,8 +315,7 @@ bool api_parse_body(pl_call_t *call)
     return true;
 }
 
-bool api_field_str(pl_call_t *call, const char *name, bool required, size_t max,
-                   const char **out)
+bool api_field_str(pl_call_t *call, const char *name, bool required, size_t max, const char **out)
 {
     json_t *v = json_object_get(call->body, name);
     *out = NULL;
@@ -482,8 +480,8 @@ void api_rate(pl_call_t *call, const char *scope, const char *subject, const pl_
     call->rate_next = next;
     call->rate_scope = scope;
     call->rate_limit = rate->limit;
-    int rc = call->app->store->rate_hit(call->app->store, key, rate->window_s * 1000u, on_rate,
-                                        call);
+    int rc =
+        call->app->store->rate_hit(call->app->store, key, rate->window_s * 1000u, on_rate, call);
     if (rc)
         api_store_error(call, rc);
 }

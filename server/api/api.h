@@ -39,9 +39,9 @@ struct pl_call {
     pl_app_t *app;
     pl_http_req_t *req;
     pl_route_match_t match;
-    json_t *body;            /* parsed JSON body (object), or NULL */
-    pl_identity_t user;      /* after api_auth_user */
-    pl_sigtoken_t sig;       /* after api_auth_signaling */
+    json_t *body;       /* parsed JSON body (object), or NULL */
+    pl_identity_t user; /* after api_auth_user */
+    pl_sigtoken_t sig;  /* after api_auth_signaling */
     char client_ip[64];
     char room_id[PL_ID_SIZE];
     int64_t now_ms;
@@ -87,8 +87,7 @@ void api_store_error(pl_call_t *call, int status);
 bool api_parse_body(pl_call_t *call);
 /* Reads a string field: required or optional; max bytes; answers 400 on a bad one. Returns
  * false when the call was answered. *out is NULL for an absent optional field. */
-bool api_field_str(pl_call_t *call, const char *name, bool required, size_t max,
-                   const char **out);
+bool api_field_str(pl_call_t *call, const char *name, bool required, size_t max, const char **out);
 /* A query parameter, percent-decoded into out. Returns false when absent. */
 bool api_query(const pl_call_t *call, const char *name, char *out, size_t cap);
 
@@ -121,12 +120,11 @@ json_t *api_peer_json(const pl_member_t *m);
 json_t *api_ice_servers(pl_app_t *app, const char *user_id, int64_t now_ms);
 /* A new envelope object {type, id, roomId, from, to, ts}; from/to NULL → JSON null. Writes
  * the fresh id into id_out (PL_ID_SIZE). */
-json_t *api_envelope_new(pl_env_type_t type, const char *room_id, const char *from,
-                         const char *to, int64_t ts, char *id_out);
+json_t *api_envelope_new(pl_env_type_t type, const char *room_id, const char *from, const char *to,
+                         int64_t ts, char *id_out);
 /* Serializes env_json and pushes it; cb as the store's. Steals env_json. */
 int api_push(pl_app_t *app, const char *room_id, const char *from, const char *to,
-             pl_env_type_t type, json_t *env_json, const char *id, pl_store_status_cb cb,
-             void *ud);
+             pl_env_type_t type, json_t *env_json, const char *id, pl_store_status_cb cb, void *ud);
 /* Sends `peer-left` for member to every peer in remaining (fire and forget). */
 void api_fanout_peer_left(pl_app_t *app, const char *room_id, const pl_member_t *member,
                           const pl_member_t *remaining, size_t n);
@@ -134,8 +132,8 @@ void api_fanout_peer_left(pl_app_t *app, const char *room_id, const pl_member_t 
 json_t *api_iso_time(int64_t ms);
 /* Picks the existing peers a newcomer is offered to (topology.c). Writes indexes into
  * peers[] into out (cap entries) and returns how many. */
-size_t pl_topology_choose(const pl_room_t *room, const pl_member_t *peers, size_t n,
-                          size_t *out, size_t cap);
+size_t pl_topology_choose(const pl_room_t *room, const pl_member_t *peers, size_t n, size_t *out,
+                          size_t cap);
 
 /* ---- handlers ---- */
 

@@ -21,12 +21,12 @@ json_t *api_iso_time(int64_t ms)
 
 json_t *api_room_json(const pl_room_t *room)
 {
-    json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:I,s:b,s:s,s:I}", "roomId", room->id,
-                          "broadcasterId", room->broadcaster_id, "broadcasterName",
-                          room->broadcaster_name, "createdAt", api_iso_time(room->created_at_ms),
-                          "participantCount", (json_int_t)room->participant_count, "isPublic",
-                          room->is_public, "topology", pl_topology_name(room->topology),
-                          "maxPeers", (json_int_t)room->max_peers);
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:o,s:I,s:b,s:s,s:I}", "roomId", room->id, "broadcasterId",
+                  room->broadcaster_id, "broadcasterName", room->broadcaster_name, "createdAt",
+                  api_iso_time(room->created_at_ms), "participantCount",
+                  (json_int_t)room->participant_count, "isPublic", room->is_public, "topology",
+                  pl_topology_name(room->topology), "maxPeers", (json_int_t)room->max_peers);
     if (j && room->custom_name[0])
         json_object_set_new(j, "customName", json_string(room->custom_name));
     return j;
@@ -34,8 +34,7 @@ json_t *api_room_json(const pl_room_t *room)
 
 json_t *api_peer_json(const pl_member_t *m)
 {
-    return json_pack("{s:s,s:s,s:s}", "peerId", m->peer_id, "userId", m->user_id, "name",
-                     m->name);
+    return json_pack("{s:s,s:s,s:s}", "peerId", m->peer_id, "userId", m->user_id, "name", m->name);
 }
 
 static json_t *url_list(const char *list)
@@ -72,23 +71,22 @@ json_t *api_ice_servers(pl_app_t *app, const char *user_id, int64_t now_ms)
         json_decref(stun);
     if (cfg->turn_urls && cfg->turn_secret && cfg->turn_urls[0]) {
         char username[PL_USER_ID_SIZE + 32];
-        snprintf(username, sizeof username, "%lld:%s",
-                 (long long)(now_ms / 1000 + cfg->turn_ttl), user_id);
+        snprintf(username, sizeof username, "%lld:%s", (long long)(now_ms / 1000 + cfg->turn_ttl),
+                 user_id);
         unsigned char mac[EVP_MAX_MD_SIZE];
         unsigned int maclen = 0;
         HMAC(EVP_sha1(), cfg->turn_secret, (int)strlen(cfg->turn_secret),
              (const unsigned char *)username, strlen(username), mac, &maclen);
         char cred[64];
         pl_b64_encode(mac, maclen, cred, sizeof cred);
-        json_array_append_new(servers, json_pack("{s:o,s:s,s:s}", "urls",
-                                                 url_list(cfg->turn_urls), "username", username,
-                                                 "credential", cred));
+        json_array_append_new(servers, json_pack("{s:o,s:s,s:s}", "urls", url_list(cfg->turn_urls),
+                                                 "username", username, "credential", cred));
     }
     return servers;
 }
 
-json_t *api_envelope_new(pl_env_type_t type, const char *room_id, const char *from,
-                         const char *to, int64_t ts, char *id_out)
+json_t *api_envelope_new(pl_env_type_t type, const char *room_id, const char *from, const char *to,
+                         int64_t ts, char *id_out)
 {
     if (pl_id_new(id_out))
         return NULL;
@@ -98,8 +96,7 @@ json_t *api_envelope_new(pl_env_type_t type, const char *room_id, const char *fr
 }
 
 int api_push(pl_app_t *app, const char *room_id, const char *from, const char *to,
-             pl_env_type_t type, json_t *env_json, const char *id, pl_store_status_cb cb,
-             void *ud)
+             pl_env_type_t type, json_t *env_json, const char *id, pl_store_status_cb cb, void *ud)
 {
     char *text = json_dumps(env_json, JSON_COMPACT);
     json_decref(env_json);

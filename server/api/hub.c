@@ -25,9 +25,9 @@ struct waiter {
     waiter_t *key_prev, *key_next;     /* waiters of the same (room, peer) */
     waiter_t *check_prev, *check_next; /* the to-check queue */
     bool queued;
-    bool popping;     /* a pop is in flight; its callback decides */
-    bool finishing;   /* answered or being answered: ignore further events */
-    bool expire;      /* the deadline passed while popping */
+    bool popping;   /* a pop is in flight; its callback decides */
+    bool finishing; /* answered or being answered: ignore further events */
+    bool expire;    /* the deadline passed while popping */
     unsigned mask;
     bool events;
     char key[KEY_SIZE];

@@ -14,7 +14,8 @@ void api_readyz(pl_call_t *call)
 {
     pl_store_t *s = call->app->store;
     bool ready = s->ready(s) && !call->app->shutting_down;
-    api_json(call, ready ? 200 : 503, json_pack("{s:s}", "status", ready ? "ready" : "unavailable"));
+    api_json(call, ready ? 200 : 503,
+             json_pack("{s:s}", "status", ready ? "ready" : "unavailable"));
 }
 
 void api_metrics(pl_call_t *call)

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #define LIST_DEFAULT 20
-#define LIST_MAX 100
+#define LIST_MAX     100
 
 static void list_step(pl_call_t *call);
 static void on_listed(void *ud, int status, const pl_room_t *rooms, size_t n,
@@ -54,8 +54,8 @@ void api_list_rooms(pl_call_t *call)
 static void list_step(pl_call_t *call)
 {
     list_ctx_t *ctx = call->extra;
-    int rc = call->app->store->list_rooms(call->app->store, ctx->limit, ctx->cursor, on_listed,
-                                          call);
+    int rc =
+        call->app->store->list_rooms(call->app->store, ctx->limit, ctx->cursor, on_listed, call);
     if (rc)
         api_store_error(call, rc);
 }
@@ -75,9 +75,9 @@ static void on_listed(void *ud, int status, const pl_room_t *rooms, size_t n,
     json_t *list = json_array();
     for (size_t i = 0; list && i < n; i++)
         json_array_append_new(list, api_room_json(&rooms[i]));
-    json_t *body = json_pack("{s:o,s:o}", "rooms", list, "nextCursor",
-                             next_cursor && next_cursor[0] ? json_string(next_cursor)
-                                                           : json_null());
+    json_t *body =
+        json_pack("{s:o,s:o}", "rooms", list, "nextCursor",
+                  next_cursor && next_cursor[0] ? json_string(next_cursor) : json_null());
     api_json(call, 200, body);
 }
 

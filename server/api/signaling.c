@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EVENTS_MAX 100
+#define EVENTS_MAX     100
 #define LONGPOLL_MAX_S 30
 
 typedef struct {
@@ -117,9 +117,9 @@ static json_t *session_json(pl_call_t *call, const pl_room_t *room, const pl_mem
     if (pl_auth_sign_signaling(app->auth, &claims, token, sizeof token) < 0)
         return NULL;
     uint32_t hb = app->cfg->member_ttl / 3;
-    return json_pack("{s:s,s:s,s:s,s:o,s:o,s:I}", "roomId", room->id, "peerId",
-                     member->peer_id, "signalingToken", token, "room", api_room_json(room),
-                     "iceServers", api_ice_servers(app, member->user_id, call->now_ms),
+    return json_pack("{s:s,s:s,s:s,s:o,s:o,s:I}", "roomId", room->id, "peerId", member->peer_id,
+                     "signalingToken", token, "room", api_room_json(room), "iceServers",
+                     api_ice_servers(app, member->user_id, call->now_ms),
                      "heartbeatIntervalSeconds", (json_int_t)(hb ? hb : 1));
 }
 
@@ -316,14 +316,12 @@ static void on_joined(void *ud, int status, const pl_room_t *room, const pl_memb
             offer |= chosen[c] == i;
         pl_env_type_t type = offer ? PL_ENV_OFFER_REQUEST : PL_ENV_PEER_JOINED;
         char id[PL_ID_SIZE];
-        json_t *env =
-            api_envelope_new(type, room->id, NULL, peers[i].peer_id, call->now_ms, id);
+        json_t *env = api_envelope_new(type, room->id, NULL, peers[i].peer_id, call->now_ms, id);
         if (!env)
             continue;
         json_object_set_new(env, "peer", api_peer_json(member));
         call->pending++;
-        if (api_push(app, room->id, NULL, peers[i].peer_id, type, env, id, on_join_pushed,
-                     call))
+        if (api_push(app, room->id, NULL, peers[i].peer_id, type, env, id, on_join_pushed, call))
             call->pending--;
     }
     free(chosen);
@@ -397,8 +395,8 @@ static void post_signal(pl_call_t *call, pl_env_type_t type)
         ctx->has_to = true;
     }
 
-    ctx->env = api_envelope_new(type, call->room_id, call->sig.peer_id, NULL, call->now_ms,
-                                ctx->id);
+    ctx->env =
+        api_envelope_new(type, call->room_id, call->sig.peer_id, NULL, call->now_ms, ctx->id);
     if (!ctx->env) {
         api_error(call, 500, "internal", "out of memory");
         return;
@@ -438,8 +436,7 @@ static void post_step(pl_call_t *call)
     post_push(call);
 }
 
-static void on_answer_member(void *ud, int status, const pl_room_t *room,
-                             const pl_member_t *member)
+static void on_answer_member(void *ud, int status, const pl_room_t *room, const pl_member_t *member)
 {
     pl_call_t *call = ud;
     post_ctx_t *ctx = call->extra;
@@ -613,8 +610,7 @@ static void leave_step(pl_call_t *call)
         api_store_error(call, rc);
 }
 
-static void on_left(void *ud, int status, bool room_removed, const pl_member_t *remaining,
-                    size_t n)
+static void on_left(void *ud, int status, bool room_removed, const pl_member_t *remaining, size_t n)
 {
     pl_call_t *call = ud;
     if (status) {

@@ -8,8 +8,8 @@
 /* The overlay's degree: each newcomer links to this many existing peers. */
 #define OVERLAY_K 4
 
-size_t pl_topology_choose(const pl_room_t *room, const pl_member_t *peers, size_t n,
-                          size_t *out, size_t cap)
+size_t pl_topology_choose(const pl_room_t *room, const pl_member_t *peers, size_t n, size_t *out,
+                          size_t cap)
 {
     size_t w = 0;
     switch (room->topology) {

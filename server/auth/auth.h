@@ -17,13 +17,13 @@
 #include <stdint.h>
 
 #define PL_AUTH_LEEWAY_MS 30000
-#define PL_TOKEN_MAX 8192       /* longest token (user or signaling) we look at */
-#define PL_DOMAINS_MAX 16
-#define PL_DOMAIN_SIZE 254
+#define PL_TOKEN_MAX      8192 /* longest token (user or signaling) we look at */
+#define PL_DOMAINS_MAX    16
+#define PL_DOMAIN_SIZE    254
 
 typedef struct {
-    char user_id[PL_USER_ID_SIZE];   /* `sub` */
-    char name[PL_NAME_SIZE];         /* `name`, or `sub` when absent */
+    char user_id[PL_USER_ID_SIZE];                /* `sub` */
+    char name[PL_NAME_SIZE];                      /* `name`, or `sub` when absent */
     char domains[PL_DOMAINS_MAX][PL_DOMAIN_SIZE]; /* `domains` claim, lower-cased */
     size_t ndomains;
     int64_t exp_ms;

@@ -18,10 +18,10 @@ enum {
 };
 
 typedef struct {
-    unsigned methods;    /* PL_M_* mask; HEAD matches wherever GET does */
+    unsigned methods; /* PL_M_* mask; HEAD matches wherever GET does */
     const char *pattern;
-    const char *name;    /* low-cardinality route name for metrics */
-    void *handler;       /* opaque to the router */
+    const char *name; /* low-cardinality route name for metrics */
+    void *handler;    /* opaque to the router */
 } pl_route_t;
 
 typedef struct {

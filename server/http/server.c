@@ -22,12 +22,12 @@
 #define WRITE_HIGH_WATER (1u << 20)
 
 typedef enum {
-    CONN_IDLE,     /* waiting for the first byte of a request */
-    CONN_HEAD,     /* reading the request line and headers */
-    CONN_BODY,     /* reading the body */
-    CONN_BUSY,     /* the application holds the request */
-    CONN_LINGER,   /* response sent, draining input before close */
-    CONN_CLOSING,  /* uv_close started */
+    CONN_IDLE,    /* waiting for the first byte of a request */
+    CONN_HEAD,    /* reading the request line and headers */
+    CONN_BODY,    /* reading the body */
+    CONN_BUSY,    /* the application holds the request */
+    CONN_LINGER,  /* response sent, draining input before close */
+    CONN_CLOSING, /* uv_close started */
 } conn_state_t;
 
 typedef struct {
@@ -41,17 +41,17 @@ struct pl_http_conn {
     pl_http_conn_t *prev, *next;
     llhttp_t parser;
     conn_state_t state;
-    int handles_open;     /* tcp + timer until their close callbacks ran */
-    bool busy;            /* the application holds req */
-    bool in_process;      /* conn_process is on the stack */
+    int handles_open; /* tcp + timer until their close callbacks ran */
+    bool busy;        /* the application holds req */
+    bool in_process;  /* conn_process is on the stack */
     bool reading;
     bool close_after_response;
     bool peer_eof;
-    int error_status;     /* set by a parser callback to reject the request */
+    int error_status; /* set by a parser callback to reject the request */
     size_t head_bytes;
-    size_t write_bytes;   /* queued, not yet written */
-    pl_buf_t inbuf;       /* received, not yet parsed */
-    pl_buf_t head;        /* copy of the target and the header names and values */
+    size_t write_bytes; /* queued, not yet written */
+    pl_buf_t inbuf;     /* received, not yet parsed */
+    pl_buf_t head;      /* copy of the target and the header names and values */
     size_t target_len;
     head_span_t spans[PL_HTTP_MAX_HEADERS];
     size_t nspans;
@@ -561,28 +561,50 @@ static void on_timer(uv_timer_t *t)
 const char *pl_http_status_text(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
     }
 }
 
@@ -688,8 +710,7 @@ void pl_http_respond(pl_http_req_t *req, int status, const char *content_type, c
             c->close_after_response = true;
         pl_buf_t out;
         pl_buf_init(&out);
-        build_head(&out, status, content_type, len, !c->close_after_response,
-                   &req->resp_headers);
+        build_head(&out, status, content_type, len, !c->close_after_response, &req->resp_headers);
         if (body && len && !req->is_head && status != 204 && status != 304)
             pl_buf_append(&out, body, len);
         conn_write(c, &out);

@@ -24,8 +24,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define PL_HTTP_MAX_HEAD 16384
-#define PL_HTTP_MAX_HEADERS 100
+#define PL_HTTP_MAX_HEAD         16384
+#define PL_HTTP_MAX_HEADERS      100
 #define PL_HTTP_MAX_RESP_HEADERS 2048
 
 typedef struct pl_http_server pl_http_server_t;
@@ -40,11 +40,11 @@ typedef struct {
 struct pl_http_req {
     pl_http_server_t *server;
     pl_http_conn_t *conn;
-    int method;         /* llhttp_method_t */
+    int method; /* llhttp_method_t */
     pl_str_t method_str;
-    pl_str_t target;    /* as sent: path?query */
-    pl_str_t path;      /* raw path, not percent-decoded */
-    pl_str_t query;     /* after '?', without it; empty when none */
+    pl_str_t target; /* as sent: path?query */
+    pl_str_t path;   /* raw path, not percent-decoded */
+    pl_str_t query;  /* after '?', without it; empty when none */
     pl_http_header_t headers[PL_HTTP_MAX_HEADERS];
     size_t nheaders;
     pl_buf_t body;
@@ -55,8 +55,8 @@ struct pl_http_req {
     int64_t start_ms; /* monotonic, when the request was complete */
 
     /* Set by the application. */
-    const char *route;          /* a low-cardinality name for metrics and logs */
-    void *app_data;             /* the handler's per-request state */
+    const char *route;                    /* a low-cardinality name for metrics and logs */
+    void *app_data;                       /* the handler's per-request state */
     void (*on_abort)(pl_http_req_t *req); /* the client went away while the handler ran */
 
     /* Response headers added with pl_http_add_header() before pl_http_respond(). */

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PL_CIDR_MAX 64
+#define PL_CIDR_MAX    64
 #define PL_ORIGINS_MAX 64
 
 typedef struct {

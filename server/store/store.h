@@ -31,11 +31,11 @@
 #include <uv.h>
 
 /* Bounds on identity strings; auth refuses longer claims before they get here. */
-#define PL_USER_ID_MAX 128
-#define PL_NAME_MAX 64          /* display names and custom room names, in bytes */
+#define PL_USER_ID_MAX  128
+#define PL_NAME_MAX     64 /* display names and custom room names, in bytes */
 #define PL_USER_ID_SIZE (PL_USER_ID_MAX + 1)
-#define PL_NAME_SIZE (PL_NAME_MAX + 1)
-#define PL_CURSOR_MAX 64
+#define PL_NAME_SIZE    (PL_NAME_MAX + 1)
+#define PL_CURSOR_MAX   64
 
 typedef enum { PL_TOPO_MESH = 0, PL_TOPO_STAR, PL_TOPO_OVERLAY } pl_topology_t;
 
@@ -58,7 +58,7 @@ typedef struct {
     char broadcaster_name[PL_NAME_SIZE];
     char custom_name[PL_NAME_SIZE]; /* "" when none */
     int64_t created_at_ms;
-    int64_t expires_at_ms;          /* created/last heartbeat + room_ttl */
+    int64_t expires_at_ms; /* created/last heartbeat + room_ttl */
     uint32_t participant_count;
     uint32_t max_peers;
     bool is_public;
@@ -149,20 +149,18 @@ typedef struct {
     /* A member missed its heartbeats for member_ttl and was removed. remaining: the members
      * still in the room (the server sends them `peer-left`). room_removed when none remain. */
     void (*on_member_expired)(void *ud, const pl_room_t *room, const pl_member_t *member,
-                              const pl_member_t *remaining, size_t nremaining,
-                              bool room_removed);
+                              const pl_member_t *remaining, size_t nremaining, bool room_removed);
     /* A room went without heartbeats for room_ttl and was removed with its members. */
-    void (*on_room_expired)(void *ud, const pl_room_t *room, const pl_member_t *members,
-                            size_t n);
+    void (*on_room_expired)(void *ud, const pl_room_t *room, const pl_member_t *members, size_t n);
 } pl_store_listener_t;
 
 typedef struct {
     uint32_t room_ttl_s;
     uint32_t member_ttl_s;
     uint32_t signal_ttl_s;
-    uint32_t inbox_max;   /* envelopes one inbox holds; a push beyond it fails PL_ELIMIT */
-    uint32_t rooms_max;   /* rooms the engine holds; creation beyond fails PL_ELIMIT */
-    pl_clock_fn clock;    /* NULL = pl_now_ms; tests inject their own */
+    uint32_t inbox_max; /* envelopes one inbox holds; a push beyond it fails PL_ELIMIT */
+    uint32_t rooms_max; /* rooms the engine holds; creation beyond fails PL_ELIMIT */
+    pl_clock_fn clock;  /* NULL = pl_now_ms; tests inject their own */
     void *clock_ud;
 } pl_store_opts_t;
 
@@ -172,14 +170,13 @@ struct pl_store {
     int (*create_room)(pl_store_t *s, const pl_store_create_req_t *req, pl_store_create_cb cb,
                        void *ud);
     /* PL_ENOTFOUND unknown room or name; PL_EFULL at max_peers. */
-    int (*join_room)(pl_store_t *s, const pl_store_join_req_t *req, pl_store_join_cb cb,
-                     void *ud);
+    int (*join_room)(pl_store_t *s, const pl_store_join_req_t *req, pl_store_join_cb cb, void *ud);
     /* PL_ENOTFOUND unknown room; PL_EFORBIDDEN not a member. */
-    int (*leave_room)(pl_store_t *s, const char *room_id, const char *peer_id,
-                      pl_store_leave_cb cb, void *ud);
+    int (*leave_room)(pl_store_t *s, const char *room_id, const char *peer_id, pl_store_leave_cb cb,
+                      void *ud);
     /* Refreshes the member's and the room's expiry. */
-    int (*heartbeat)(pl_store_t *s, const char *room_id, const char *peer_id,
-                     pl_store_member_cb cb, void *ud);
+    int (*heartbeat)(pl_store_t *s, const char *room_id, const char *peer_id, pl_store_member_cb cb,
+                     void *ud);
     /* The room and the member, if both live. */
     int (*get_member)(pl_store_t *s, const char *room_id, const char *peer_id,
                       pl_store_member_cb cb, void *ud);
@@ -193,8 +190,8 @@ struct pl_store {
     /* Removes and returns up to max envelopes of the types in mask from peer_id's inbox, in
      * the order they were pushed (the room's open offer, when mask has PL_ENV_OFFER and it is
      * not the caller's own, comes after the inbox's offers). PL_EFORBIDDEN not a member. */
-    int (*pop)(pl_store_t *s, const char *room_id, const char *peer_id, unsigned mask,
-               size_t max, pl_store_pop_cb cb, void *ud);
+    int (*pop)(pl_store_t *s, const char *room_id, const char *peer_id, unsigned mask, size_t max,
+               pl_store_pop_cb cb, void *ud);
     int (*get_room)(pl_store_t *s, const char *room_id, pl_store_room_cb cb, void *ud);
     int (*get_members)(pl_store_t *s, const char *room_id, pl_store_members_cb cb, void *ud);
     /* Public live rooms, newest first; cursor "" or NULL for the first page. A malformed

@@ -111,8 +111,7 @@ static void test_client_ip(void)
     CHECK_EQ_STR(out, "127.0.0.1");
     /* RFC 7239 Forwarded, quoted IPv6 with a port. */
     pl_client_ip(&p, "127.0.0.1", PL_STR_NULL,
-                 pl_str("for=192.0.2.60;proto=http, for=\"[2001:db8::17]:4711\""), out,
-                 sizeof out);
+                 pl_str("for=192.0.2.60;proto=http, for=\"[2001:db8::17]:4711\""), out, sizeof out);
     CHECK_EQ_STR(out, "2001:db8::17");
     pl_client_ip(&p, "127.0.0.1", PL_STR_NULL, pl_str("for=192.0.2.60:8080"), out, sizeof out);
     CHECK_EQ_STR(out, "192.0.2.60");
