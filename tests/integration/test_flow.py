@@ -318,6 +318,80 @@ class TestSeedFlow(FlowAsserts):
         self.assertEqual(self.events(V), [])
 
 
+class TestOrdering(FlowAsserts):
+    def test_events_in_order_and_capped_at_100(self):
+        srv = self.server(PARLEY_RL_SIGNAL="0", PARLEY_RL_POLL="0")
+        B = Peer.create(srv)
+        V = Peer.join(srv, B.room_id)
+        self.assertEqual(len(self.events(B)), 1)
+        sent = []
+        for i in range(130):
+            r = B.candidate(V.peer_id, {"candidate": "candidate:%d 1 udp 1 192.0.2.1 %d typ host" % (i, 1000 + i),
+                                        "sdpMid": "0", "sdpMLineIndex": 0})
+            sent.append(self.assertJson(r, 202)["id"])
+        first = self.events(V)
+        self.assertEqual(len(first), 100)
+        second = self.events(V)
+        self.assertEqual(len(second), 30)
+        got = first + second
+        self.assertEqual([e["id"] for e in got], sent, "envelopes out of order")
+        self.assertEqual([e["candidate"]["candidate"].split()[0] for e in got],
+                         ["candidate:%d" % i for i in range(130)])
+        self.assertEqual(self.events(V), [])
+
+    def test_mixed_types_in_order(self):
+        srv = self.server()
+        B = Peer.create(srv)
+        V = Peer.join(srv, B.room_id)
+        self.events(B)
+        ids = [self.assertJson(B.offer("v=0\r\n1\r\n", to=V.peer_id), 202)["id"],
+               self.assertJson(B.candidate(V.peer_id, "c1"), 202)["id"],
+               self.assertJson(B.answer("v=0\r\n2\r\n", to=V.peer_id), 202)["id"],
+               self.assertJson(B.candidate(V.peer_id, None), 202)["id"]]
+        ev = self.events(V)
+        self.assertEqual([e["id"] for e in ev], ids)
+        self.assertEqual([e["type"] for e in ev], ["offer", "candidate", "answer", "candidate"])
+        self.assertEqual(ev[0]["sdp"], "v=0\r\n1\r\n")
+        # consumed by GET events: GET offer/answer have nothing left
+        self.assertStatus(V.get_offer(), 204)
+        self.assertStatus(V.get_answer(), 204)
+
+
+class TestValidation(FlowAsserts):
+    def test_create_room_fields(self):
+        srv = self.server(PARLEY_RL_CREATE_ROOM="0")
+        tok = mint_token(uniq("val"))
+        for body, field in (({"maxPeers": 1}, "maxPeers"), ({"maxPeers": 10001}, "maxPeers"),
+                            ({"maxPeers": "16"}, "maxPeers"), ({"maxPeers": 2.5}, "maxPeers"),
+                            ({"topology": "ring"}, "topology"), ({"isPublic": "yes"}, "isPublic"),
+                            ({"customName": "x" * 65}, "customName"), ({"customName": 5}, "customName")):
+            with self.subTest(body=body):
+                r = req(srv, "POST", "/signaling/create-room", body=body, token=tok)
+                err = self.assertError(r, 400, "invalid_request")
+                self.assertTrue(err["message"].startswith(field), err)
+        # the limits themselves are fine
+        r = req(srv, "POST", "/signaling/create-room", body={"customName": "\u00e9" * 32, "maxPeers": 2},
+                token=tok)
+        m = self.assertJson(r, 201)["room"]
+        self.assertEqual(m["customName"], "\u00e9" * 32)   # 64 bytes of UTF-8
+        self.assertEqual(m["maxPeers"], 2)
+        r = req(srv, "POST", "/signaling/create-room", body={"topology": "star", "maxPeers": 10000},
+                token=mint_token(uniq("val")))
+        self.assertEqual(self.assertJson(r, 201)["room"]["maxPeers"], 10000)
+
+    def test_join_room_fields(self):
+        srv = self.server()
+        B = Peer.create(srv, name="Joinable")
+        tok = mint_token(uniq())
+        for body in ({}, {"roomId": B.room_id, "broadcasterName": "Joinable"}, {"roomId": 7},
+                     {"roomId": "short"}, {"broadcasterName": None}):
+            with self.subTest(body=body):
+                r = req(srv, "POST", "/signaling/join-room", body=body, token=tok)
+                self.assertError(r, 400, "invalid_request")
+        self.assertEqual(B.data["room"]["participantCount"], 1)
+        self.assertEqual(self.events(B), [], "a refused join must not notify anyone")
+
+
 class TestRooms(FlowAsserts):
     def test_private_room(self):
         srv = self.server()
