@@ -131,9 +131,7 @@ void api_create_room(pl_call_t *call)
     const pl_config_t *cfg = app->cfg;
     if (!api_auth_user(call, false))
         return;
-    if (call->req->body.len == 0)
-        call->body = json_object();
-    else if (!api_parse_body(call))
+    if (!api_parse_body(call))
         return;
 
     create_ctx_t *ctx = calloc(1, sizeof *ctx);

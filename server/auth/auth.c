@@ -164,11 +164,28 @@ int pl_auth_new(const pl_config_t *cfg, pl_auth_t **out, char *err, size_t cap)
         goto fail;
     }
 
-    rc = pl_random_bytes(a->sig_key, HS256_LEN);
-    if (rc) {
-        set_err(err, cap, "cannot read random bytes for the signaling key");
-        rc = PL_ECONFIG;
-        goto fail;
+    if (has_secret) {
+        /* Derived from the shared secret, so every node configured alike accepts the same
+         * signaling tokens and a restart does not void them. The label separates this key
+         * from the user-token key: knowing one signature never helps forge the other. */
+        static const char label[] = "parley/signaling-token-key/v1";
+        unsigned int len = 0;
+        if (!HMAC(EVP_sha256(), cfg->jwt_secret, (int)strlen(cfg->jwt_secret),
+                  (const unsigned char *)label, sizeof label - 1, a->sig_key, &len) ||
+            len != HS256_LEN) {
+            set_err(err, cap, "cannot derive the signaling key");
+            rc = PL_ECONFIG;
+            goto fail;
+        }
+    } else {
+        /* A public key is public: nothing secret to derive from. The key is random per
+         * process until the store shares one across nodes (pl_auth_set_signing_key). */
+        rc = pl_random_bytes(a->sig_key, HS256_LEN);
+        if (rc) {
+            set_err(err, cap, "cannot read random bytes for the signaling key");
+            rc = PL_ECONFIG;
+            goto fail;
+        }
     }
     a->sig_key_len = HS256_LEN;
 

@@ -448,6 +448,12 @@ static int cb_headers_complete(llhttp_t *p)
     pl_http_req_t *r = &c->req;
     pl_http_server_t *s = c->server;
 
+    /* HTTP/1.0 and 1.1 only: a 0.9 request has no headers to bound or answer with, and
+     * other versions are not spoken here. */
+    if (p->http_major != 1) {
+        c->error_status = 400;
+        return -1;
+    }
     /* The head buffer no longer grows, so pointers into it are stable from here on. */
     const char *base = c->head.data ? c->head.data : "";
     r->target = (pl_str_t){base, c->target_len};
