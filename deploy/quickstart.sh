@@ -35,7 +35,11 @@ case "${1:-}" in
   *) echo "quickstart: unknown argument: $1 (see --help)" >&2; exit 2 ;;
 esac
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then
+  say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+else
+  say() { printf '==> %s\n' "$*"; }
+fi
 
 running_pid() {
   local pid
