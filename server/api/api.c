@@ -300,7 +300,7 @@ bool api_parse_body(pl_call_t *call)
     /* Duplicate keys make a body mean two things; NUL in strings never means anything good
      * (jansson refuses \u0000 unless asked). */
     json_t *j = json_loadb(req->body.data ? req->body.data : "", req->body.len,
-                           JSON_REJECT_DUPLICATES, &err);
+                           JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
     if (!j) {
         api_error(call, 400, "invalid_json", "invalid JSON at line %d column %d: %s", err.line,
                   err.column, err.text);
