@@ -287,9 +287,6 @@ class TestHostile(HostileMixin, ParleyTestCase):
             with self.subTest(raw=raw):
                 self.assertError(self.create_raw(raw), 400, "invalid_json")
 
-    # KNOWN SERVER BUG (decisions: "Empty or unparsable body -> 400 invalid_json"): parleyd
-    # treats an empty body as {}. Remove the marker when fixed (unexpected success fails).
-    @unittest.expectedFailure
     def test_json_empty_body(self):
         self.assertError(self.create_raw(b""), 400, "invalid_json")
 
@@ -309,10 +306,6 @@ class TestHostile(HostileMixin, ParleyTestCase):
             self.assertError(self.post("/signaling/offer", token=b.token, raw_body=b"[]"),
                              400, "invalid_request")
 
-    # KNOWN SERVER BUG (decisions: "Valid JSON but not an object -> 400 invalid_request"):
-    # parleyd parses without JSON_DECODE_ANY, so a top-level scalar is invalid_json.
-    # Remove the marker when fixed (an unexpected success fails the run).
-    @unittest.expectedFailure
     def test_json_scalar_not_an_object(self):
         for raw in (b'"a string"', b"42", b"-1.5e3", b"true", b"null"):
             with self.subTest(raw=raw):
@@ -552,11 +545,9 @@ class TestHostile(HostileMixin, ParleyTestCase):
             if r.status != 200:
                 self.assertRawError(r, 400, "bad_request")
 
-    # KNOWN SERVER BUG: llhttp parses HTTP/0.9 request lines (version 0.9) and parleyd
-    # serves them with a 200; it must refuse them as malformed. Remove the marker when fixed.
-    @unittest.expectedFailure
     def test_http09(self):
-        # HTTP/0.9 (no version, no headers) is not spoken: 400 and close, never a 200.
+        # llhttp parses HTTP/0.9 request lines (version 0.9); parleyd does not speak it:
+        # 400 and close, never a 200.
         for data in (b"GET /healthz\r\n\r\n", b"GET /healthz HTTP/0.9\r\n\r\n"):
             with self.subTest(data=data):
                 self.exchange_error(self.srv, data, 400, "bad_request")
