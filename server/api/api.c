@@ -160,6 +160,15 @@ static void handle_options(pl_call_t *call, int match_rc)
 
 static void call_finish(pl_call_t *call)
 {
+    if (call->rl_seen) {
+        char v[32];
+        snprintf(v, sizeof v, "%u", call->rl_limit);
+        pl_http_add_header(call->req, "RateLimit-Limit", v);
+        snprintf(v, sizeof v, "%llu", (unsigned long long)call->rl_remaining);
+        pl_http_add_header(call->req, "RateLimit-Remaining", v);
+        snprintf(v, sizeof v, "%lld", (long long)call->rl_reset_s);
+        pl_http_add_header(call->req, "RateLimit-Reset", v);
+    }
     if (call->body)
         json_decref(call->body);
     if (call->result)
@@ -497,15 +506,16 @@ static void on_rate(void *ud, int status, uint64_t count, int64_t reset_ms)
     if (reset_s < 0)
         reset_s = 0;
     uint64_t remaining = count >= call->rate_limit ? 0 : call->rate_limit - count;
-    char v[32];
-    snprintf(v, sizeof v, "%u", call->rate_limit);
-    pl_http_add_header(call->req, "RateLimit-Limit", v);
-    snprintf(v, sizeof v, "%llu", (unsigned long long)remaining);
-    pl_http_add_header(call->req, "RateLimit-Remaining", v);
-    snprintf(v, sizeof v, "%lld", (long long)reset_s);
-    pl_http_add_header(call->req, "RateLimit-Reset", v);
+    if (!call->rl_seen || remaining < call->rl_remaining) {
+        call->rl_seen = true;
+        call->rl_limit = call->rate_limit;
+        call->rl_remaining = remaining;
+        call->rl_reset_s = reset_s;
+    }
     if (count > call->rate_limit) {
-        pl_http_add_header(call->req, "Retry-After", reset_s > 0 ? v : "1");
+        char v[32];
+        snprintf(v, sizeof v, "%lld", (long long)(reset_s > 0 ? reset_s : 1));
+        pl_http_add_header(call->req, "Retry-After", v);
         pl_metrics_rate_limited(call->app->metrics, call->rate_scope);
         api_error(call, 429, "rate_limited", "too many requests; retry in %lld s",
                   (long long)(reset_s > 0 ? reset_s : 1));

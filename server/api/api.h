@@ -49,6 +49,12 @@ struct pl_call {
     pl_call_fn rate_next;
     const char *rate_scope;
     uint32_t rate_limit;
+    /* The tightest limit seen so far (a join counts per user and per IP): its headers are
+     * the ones the client gets. */
+    bool rl_seen;
+    uint32_t rl_limit;
+    uint64_t rl_remaining;
+    int64_t rl_reset_s;
     /* Handler scratch. */
     int pending;
     int status;
