@@ -176,7 +176,10 @@ static void on_signal(uv_signal_t *sig, int signum)
                 PL_LI("timeout_ms", d->cfg.shutdown_timeout_ms));
     pl_http_server_stop_accepting(d->app.http);
     pl_api_shutdown(&d->app);
-    d->drain_deadline_ms = pl_mono_ms() + d->cfg.shutdown_timeout_ms;
+    /* Cut what is left a little before the timeout, so that closing and tearing down still
+     * fit inside it. */
+    uint32_t budget = d->cfg.shutdown_timeout_ms;
+    d->drain_deadline_ms = pl_mono_ms() + (budget > 500 ? budget - 300 : budget / 2);
     uv_timer_start(&d->drain_timer, on_drain_tick, 0, 20);
 }
 

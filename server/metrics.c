@@ -2,6 +2,7 @@
 
 #include "version.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +20,7 @@ static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 
 typedef struct {
     const char *route;
-    char method[8];
+    char method[16];
     int status;
     uint64_t count;
 } req_series_t;
@@ -39,6 +40,7 @@ typedef struct {
 struct pl_metrics {
     req_series_t req[MAX_REQ_SERIES];
     size_t nreq;
+    uint64_t req_dropped;
     hist_t hist[MAX_ROUTES];
     size_t nhist;
     scope_count_t limited[MAX_SCOPES];
@@ -67,25 +69,27 @@ void pl_metrics_request(pl_metrics_t *m, const char *route, const char *method, 
             break;
     }
     if (i == m->nreq) {
-        if (m->nreq < MAX_REQ_SERIES) {
-            m->nreq++;
-        } else {
-            i = MAX_REQ_SERIES - 1;
+        if (m->nreq == MAX_REQ_SERIES) {
+            /* Full: count the request without inventing or overwriting a series. */
+            m->req_dropped++;
+            goto histogram;
         }
+        m->nreq++;
         m->req[i].route = route;
-        strncpy(m->req[i].method, method, sizeof m->req[i].method - 1);
+        snprintf(m->req[i].method, sizeof m->req[i].method, "%s", method);
         m->req[i].status = status;
     }
     m->req[i].count++;
+
+histogram:
 
     for (i = 0; i < m->nhist; i++)
         if (strcmp(m->hist[i].route, route) == 0)
             break;
     if (i == m->nhist) {
-        if (m->nhist < MAX_ROUTES)
-            m->nhist++;
-        else
-            i = MAX_ROUTES - 1;
+        if (m->nhist == MAX_ROUTES)
+            return; /* routes come from a static table; this never happens */
+        m->nhist++;
         m->hist[i].route = route;
     }
     hist_t *h = &m->hist[i];
@@ -103,10 +107,9 @@ void pl_metrics_rate_limited(pl_metrics_t *m, const char *scope)
         if (strcmp(m->limited[i].scope, scope) == 0)
             break;
     if (i == m->nlimited) {
-        if (m->nlimited < MAX_SCOPES)
-            m->nlimited++;
-        else
-            i = MAX_SCOPES - 1;
+        if (m->nlimited == MAX_SCOPES)
+            return; /* scopes are static strings; this never happens */
+        m->nlimited++;
         m->limited[i].scope = scope;
     }
     m->limited[i].count++;
@@ -128,6 +131,13 @@ void pl_metrics_render(pl_metrics_t *m, const pl_metrics_gauges_t *g, pl_buf_t *
                       "%llu\n",
                       m->req[i].route, m->req[i].method, m->req[i].status,
                       (unsigned long long)m->req[i].count);
+
+    pl_buf_printf(o,
+                  "# HELP parley_metrics_series_dropped_total Requests not counted by route, "
+                  "method and status because the series table was full.\n"
+                  "# TYPE parley_metrics_series_dropped_total counter\n"
+                  "parley_metrics_series_dropped_total %llu\n",
+                  (unsigned long long)m->req_dropped);
 
     pl_buf_appends(o, "# HELP parley_http_request_duration_seconds Time from a complete "
                       "request to its queued response.\n"

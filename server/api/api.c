@@ -102,8 +102,13 @@ void pl_api_handle(void *ud, pl_http_req_t *req)
 void pl_api_complete(void *ud, pl_http_req_t *req, int status, double seconds)
 {
     pl_app_t *app = ud;
-    char method[16];
-    snprintf(method, sizeof method, "%.*s", (int)req->method_str.len, req->method_str.ptr);
+    /* Methods outside the few the API serves fold into one label value, so that clients
+     * cannot mint metric series. */
+    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"};
+    const char *method = "OTHER";
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (pl_str_eq(req->method_str, known[i]))
+            method = known[i];
     pl_metrics_request(app->metrics, req->route ? req->route : "unmatched", method, status,
                        seconds);
 }
@@ -271,7 +276,11 @@ void api_store_error(pl_call_t *call, int status)
         api_error(call, 409, "conflict", "room is full");
         break;
     case PL_ELIMIT:
-        api_error(call, 429, "rate_limited", "a queue or capacity limit was reached");
+        /* A full inbox or store: the rate-limit headers describe the caller's own budget,
+         * which is not what ran out, so only Retry-After is given. */
+        call->rl_seen = false;
+        pl_http_add_header(call->req, "Retry-After", "1");
+        api_error(call, 429, "rate_limited", "too many signals are waiting; retry shortly");
         break;
     case PL_EINVAL:
         api_error(call, 400, "invalid_request", "invalid request");

@@ -289,6 +289,7 @@ static void on_joined(void *ud, int status, const pl_room_t *room, const pl_memb
         api_store_error(call, status);
         return;
     }
+    memcpy(call->room_id, room->id, PL_ID_SIZE);
     json_t *body = session_json(call, room, member);
     json_t *list = json_array();
     for (size_t i = 0; body && list && i < npeers; i++)
@@ -306,13 +307,14 @@ static void on_joined(void *ud, int status, const pl_room_t *room, const pl_memb
      * joined. The answer waits until every envelope is queued, so a client that polls right
      * after join sees a consistent room. */
     size_t *chosen = npeers ? calloc(npeers, sizeof *chosen) : NULL;
-    size_t nchosen = chosen ? pl_topology_choose(room, peers, npeers, chosen, npeers) : 0;
+    bool *offers = npeers ? calloc(npeers, sizeof *offers) : NULL;
+    size_t nchosen =
+        chosen && offers ? pl_topology_choose(room, peers, npeers, chosen, npeers) : 0;
+    for (size_t c = 0; c < nchosen; c++)
+        offers[chosen[c]] = true;
     call->pending = 1;
     for (size_t i = 0; i < npeers; i++) {
-        bool offer = false;
-        for (size_t c = 0; c < nchosen; c++)
-            offer |= chosen[c] == i;
-        pl_env_type_t type = offer ? PL_ENV_OFFER_REQUEST : PL_ENV_PEER_JOINED;
+        pl_env_type_t type = offers && offers[i] ? PL_ENV_OFFER_REQUEST : PL_ENV_PEER_JOINED;
         char id[PL_ID_SIZE];
         json_t *env = api_envelope_new(type, room->id, NULL, peers[i].peer_id, call->now_ms, id);
         if (!env)
@@ -323,16 +325,22 @@ static void on_joined(void *ud, int status, const pl_room_t *room, const pl_memb
             call->pending--;
     }
     free(chosen);
+    free(offers);
     on_join_pushed(call, 0);
 }
 
 static void on_join_pushed(void *ud, int status)
 {
     pl_call_t *call = ud;
+    /* A peer whose inbox is full misses this notice; one log line per join says so, not
+     * one per peer. */
     if (status && status != PL_ENOTFOUND)
-        pl_log_warn("join fan-out failed", PL_LS("error", pl_strerror(status)));
+        call->status = status;
     if (--call->pending > 0)
         return;
+    if (call->status)
+        pl_log_warn("join fan-out incomplete", PL_LS("room", call->room_id),
+                    PL_LS("error", pl_strerror(call->status)));
     json_t *body = call->result;
     call->result = NULL;
     api_json(call, 200, body);

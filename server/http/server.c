@@ -18,8 +18,13 @@
  * discarding) for a while before closing: closing with unread request bytes in the kernel
  * would make it send RST, and the client could lose the error response it was sent. */
 #define LINGER_MS 2000
-/* Stop working through pipelined requests while this much response data is unsent. */
-#define WRITE_HIGH_WATER (1u << 20)
+/* Stop working through pipelined requests, and stop reading, while this much response data
+ * is unsent: a client that pipelines without reading pins at most this much (plus the
+ * bounded input buffer) until the idle timeout. */
+#define WRITE_HIGH_WATER (64u * 1024)
+/* Input read ahead while a request is being handled (pipelining). Bodies are not read
+ * ahead: the parser reads them from the socket once it resumes. */
+#define INBUF_CAP (PL_HTTP_MAX_HEAD + 4096)
 
 typedef enum {
     CONN_IDLE,    /* waiting for the first byte of a request */
@@ -47,7 +52,9 @@ struct pl_http_conn {
     bool reading;
     bool close_after_response;
     bool peer_eof;
+    uint32_t requests;    /* requests begun on this connection */
     int error_status; /* set by a parser callback to reject the request */
+    const char *error_reason;
     size_t head_bytes;
     size_t write_bytes; /* queued, not yet written */
     pl_buf_t inbuf;     /* received, not yet parsed */
@@ -56,6 +63,9 @@ struct pl_http_conn {
     head_span_t spans[PL_HTTP_MAX_HEADERS];
     size_t nspans;
     bool in_value;
+    bool value_cut;          /* the last value piece ended before the end of its input */
+    const char *exec_start;  /* the bytes given to the current llhttp_execute */
+    const char *exec_end;
     pl_http_req_t req;
 };
 
@@ -72,6 +82,11 @@ struct pl_http_server {
     uint16_t port;
     char read_buf[65536];
     bool read_buf_busy;
+    int64_t last_accept_warn_ms;
+    /* Accepts the connection that could not be allocated, so that libuv keeps polling the
+     * listener; closed at once. One at a time: a second failure while it closes waits. */
+    uv_tcp_t spare;
+    bool spare_busy;
 };
 
 typedef struct {
@@ -200,16 +215,41 @@ void pl_http_server_stats(const pl_http_server_t *s, pl_http_stats_t *out)
     out->connections_open = s->nconns;
 }
 
+static void on_spare_closed(uv_handle_t *h)
+{
+    pl_http_server_t *s = h->data;
+    s->spare_busy = false;
+}
+
+/* Out of memory or descriptors: one line a second at most, or a flood of connections
+ * becomes a flood of log lines. */
+static void warn_accept(pl_http_server_t *s, const char *what, int err)
+{
+    int64_t now = pl_mono_ms();
+    if (now - s->last_accept_warn_ms < 1000)
+        return;
+    s->last_accept_warn_ms = now;
+    pl_log_warn("accept failed", PL_LS("what", what), PL_LS("error", pl_strerror(err)));
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     pl_http_server_t *s = listener->data;
     if (status < 0) {
-        pl_log_warn("accept failed", PL_LS("error", uv_strerror(status)));
+        warn_accept(s, "accept", status);
         return;
     }
     pl_http_conn_t *c = calloc(1, sizeof *c);
-    if (!c)
+    if (!c) {
+        warn_accept(s, "allocate", PL_ENOMEM);
+        if (!s->spare_busy && uv_tcp_init(s->loop, &s->spare) == 0) {
+            s->spare_busy = true;
+            s->spare.data = s;
+            uv_accept(listener, (uv_stream_t *)&s->spare);
+            uv_close((uv_handle_t *)&s->spare, on_spare_closed);
+        }
         return;
+    }
     c->server = s;
     uv_tcp_init(s->loop, &c->tcp);
     uv_timer_init(s->loop, &c->timer);
@@ -259,15 +299,11 @@ static void on_connection(uv_stream_t *listener, int status)
 
 /* ---- reading ---- */
 
-static size_t inbuf_cap(const pl_http_conn_t *c)
-{
-    return PL_HTTP_MAX_HEAD + c->server->opts.max_body + 4096;
-}
-
 static void conn_update_reading(pl_http_conn_t *c)
 {
     bool want = c->state != CONN_CLOSING && !c->peer_eof &&
-                (c->state == CONN_LINGER || c->inbuf.len < inbuf_cap(c));
+                (c->state == CONN_LINGER ||
+                 (c->inbuf.len < INBUF_CAP && c->write_bytes < WRITE_HIGH_WATER));
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
             c->reading = true;
@@ -301,16 +337,17 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     if (nread < 0) {
         if (nread == UV_EOF && c->state != CONN_LINGER) {
+            /* A half-closed client still gets every answer to what it sent, pipelined or
+             * not; conn_process closes once nothing is left to parse or write. Only a
+             * handler that is merely waiting (a long-poll) is cut short: nobody is left to
+             * wait for. */
             c->peer_eof = true;
             conn_update_reading(c);
-            if (c->busy) {
-                /* A half-closed client still gets its answer, unless the handler is only
-                 * waiting (a long-poll): then nobody is left to wait for. */
-                c->close_after_response = true;
-                if (c->req.on_abort)
-                    conn_close(c);
-                return;
-            }
+            if (c->busy && c->req.on_abort)
+                conn_close(c);
+            else if (!c->busy)
+                conn_process(c);
+            return;
         }
         conn_close(c);
         return;
@@ -332,6 +369,8 @@ static void conn_process(pl_http_conn_t *c)
     while (!c->busy && c->state != CONN_CLOSING && c->state != CONN_LINGER &&
            !(c->state == CONN_IDLE && c->close_after_response) && c->inbuf.len > 0 &&
            c->write_bytes < WRITE_HIGH_WATER) {
+        c->exec_start = c->inbuf.data;
+        c->exec_end = c->inbuf.data + c->inbuf.len;
         llhttp_errno_t err = llhttp_execute(&c->parser, c->inbuf.data, c->inbuf.len);
         if (err == HPE_OK) {
             pl_buf_reset(&c->inbuf);
@@ -364,11 +403,14 @@ static void conn_process(pl_http_conn_t *c)
         else if (status == 431)
             conn_reject(c, 431, "headers_too_large", "request line and headers too large");
         else
-            conn_reject(c, 400, "bad_request", llhttp_errno_name(err));
+            conn_reject(c, 400, "bad_request",
+                        c->error_reason ? c->error_reason : llhttp_errno_name(err));
         break;
     }
     c->in_process = false;
-    if (c->state == CONN_IDLE && !c->busy && c->peer_eof && c->write_bytes == 0)
+    /* After EOF, whatever is left unparsed can never complete. */
+    if (c->peer_eof && !c->busy && c->write_bytes == 0 &&
+        (c->state == CONN_IDLE || c->state == CONN_HEAD || c->state == CONN_BODY))
         conn_close(c);
     else
         conn_update_reading(c);
@@ -391,7 +433,10 @@ static int cb_message_begin(llhttp_t *p)
     pl_http_conn_t *c = p->data;
     req_reset(c);
     c->state = CONN_HEAD;
-    timer_arm(c, c->server->opts.header_timeout_ms);
+    /* The first request's head is already timed from the accept; restarting the clock at
+     * its first byte would let a client hold the connection for twice the timeout. */
+    if (c->requests++ > 0)
+        timer_arm(c, c->server->opts.header_timeout_ms);
     return 0;
 }
 
@@ -407,6 +452,11 @@ static int cb_url(llhttp_t *p, const char *at, size_t len)
 static int cb_header_field(llhttp_t *p, const char *at, size_t len)
 {
     pl_http_conn_t *c = p->data;
+    /* Trailer fields of a chunked body come through here too, after the head's pointers
+     * were handed out: they count against the head limit but are never stored (appending
+     * could move the buffer under those pointers). */
+    if (c->state == CONN_BODY)
+        return add_head_bytes(c, len + 4);
     if (c->in_value || c->nspans == 0) {
         if (c->nspans == PL_HTTP_MAX_HEADERS) {
             c->error_status = 431;
@@ -431,11 +481,33 @@ static int cb_header_field(llhttp_t *p, const char *at, size_t len)
 static int cb_header_value(llhttp_t *p, const char *at, size_t len)
 {
     pl_http_conn_t *c = p->data;
+    if (c->state == CONN_BODY)
+        return add_head_bytes(c, len);
     head_span_t *sp = &c->spans[c->nspans - 1];
     if (!c->in_value) {
+        /* An empty first line of a folded value sends no piece at all, so look behind the
+         * value: past the spaces must be the field's colon, not a line break. */
+        const char *b = at;
+        while (b > c->exec_start && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (len > 0 && b > c->exec_start && (b[-1] == '\n' || b[-1] == '\r')) {
+            c->error_status = 400;
+            c->error_reason = "obsolete header line folding";
+            return -1;
+        }
         c->in_value = true;
         sp->value_off = c->head.len;
+    } else if (c->value_cut) {
+        /* A second piece of the same value after the first one ended inside its input:
+         * llhttp is unfolding an obsolete line fold ("Name: a\r\n b"). RFC 9112 lets a
+         * server refuse it, and it must: a proxy that unfolds differently would read
+         * another request. (A value split across two reads ends exactly at the end of the
+         * first read instead.) */
+        c->error_status = 400;
+        c->error_reason = "obsolete header line folding";
+        return -1;
     }
+    c->value_cut = at + len != c->exec_end;
     if (add_head_bytes(c, len) || pl_buf_append(&c->head, at, len))
         return -1;
     sp->value_len += len;
@@ -452,6 +524,7 @@ static int cb_headers_complete(llhttp_t *p)
      * other versions are not spoken here. */
     if (p->http_major != 1) {
         c->error_status = 400;
+        c->error_reason = "only HTTP/1.0 and HTTP/1.1 are spoken";
         return -1;
     }
     /* The head buffer no longer grows, so pointers into it are stable from here on. */
@@ -486,6 +559,8 @@ static int cb_headers_complete(llhttp_t *p)
         pl_buf_appends(&b, "HTTP/1.1 100 Continue\r\n\r\n");
         conn_write(c, &b);
         pl_buf_free(&b);
+        if (c->state == CONN_CLOSING)
+            return -1; /* the write failed and closed the connection */
     }
     c->state = CONN_BODY;
     /* The body must keep arriving; a stalled upload is dropped after the idle timeout. */
@@ -522,6 +597,7 @@ static void req_reset(pl_http_conn_t *c)
     c->in_value = false;
     c->head_bytes = 16; /* method, version, spaces and CRLF of the request line */
     c->error_status = 0;
+    c->error_reason = NULL;
     r->server = c->server;
     r->conn = c;
     r->target = r->path = r->query = PL_STR_NULL;
@@ -681,6 +757,8 @@ static void on_write(uv_write_t *wr, int status)
     }
     if (c->write_bytes < WRITE_HIGH_WATER && !c->busy)
         conn_process(c);
+    else
+        conn_update_reading(c);
 }
 
 pl_str_t pl_http_header(const pl_http_req_t *req, const char *name)

@@ -789,6 +789,53 @@ class TestHostile(HostileMixin, ParleyTestCase):
             self.assertEqual(json.loads(got[1][2])["error"]["code"], "invalid_json")
             self.assertEqual(json.loads(got[4][2]), {"status": "ready"})
 
+    def test_chunked_trailers(self):
+        # Trailer fields come after the head was parsed; a small one is ignored, a large one
+        # counts against the 16 KiB head limit. (The sanitized build once caught trailers
+        # being stored where they moved the head buffer under its pointers.)
+        head = (b"POST /signaling/rooms HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                b"\r\n\r\n1\r\na\r\n0\r\n")
+        with raw_socket(self.srv) as s:
+            s.sendall(head + b"X-T: " + b"A" * 3000 + b"\r\n\r\n" + GET_HEALTHZ)
+            st = HttpStream(s, scaled(5))
+            status, headers, _ = st.read()
+            self.assertEqual(status, 405)
+            self.assertEqual(st.read()[0], 200, "the connection goes on after the trailer")
+        self.exchange_error(self.srv, head + (b"X-T: " + b"A" * 4000 + b"\r\n") * 5 + b"\r\n",
+                            431, "headers_too_large")
+
+    def test_obsolete_line_folding(self):
+        # A folded Transfer-Encoding or Content-Length is a smuggling vector: 400, close.
+        for data in (b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \r\n chunked"
+                     b"\r\n\r\n0\r\n\r\n",
+                     b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n 3\r\n\r\nabc",
+                     b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+                     b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A:\r\n\tb\r\n\r\n"):
+            with self.subTest(data=data):
+                r = self.exchange_error(self.srv, data, 400, "bad_request")
+        # Empty values, and values split across reads, are not folds.
+        with raw_socket(self.srv) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-E:\r\nX-F: \r\nX-G: va")
+            time.sleep(0.1)
+            s.sendall(b"lue\r\n\r\n")
+            self.assertEqual(HttpStream(s, scaled(5)).read()[0], 200)
+
+    def test_half_closed_client_gets_every_response(self):
+        # The client pipelines many requests and shuts down its sending side at once; every
+        # request is still answered before the server closes.
+        n = 3000
+        with raw_socket(self.srv) as s:
+            s.sendall(GET_HEALTHZ * n)
+            s.shutdown(socket.SHUT_WR)
+            s.settimeout(scaled(10))
+            chunks = []
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                chunks.append(d)
+        self.assertEqual(b"".join(chunks).count(b"HTTP/1.1 200 OK"), n)
+
     def test_pipelined_byte_by_byte(self):
         data = GET_HEALTHZ + http_request("GET", "/readyz")
         with raw_socket(self.srv) as s:
@@ -938,6 +985,23 @@ class TestHostileTimeouts(HostileMixin, ParleyTestCase):
                 status, headers, body = parse_raw_response(got)
                 self.assertRawError((status, headers, body), 408, "request_timeout")
         self.assertStatus(req(srv, "GET", "/healthz"), 200)
+
+    def test_shutdown_with_partial_requests_is_bounded(self):
+        # Half-sent heads and bodies must not hold SIGTERM past PARLEY_SHUTDOWN_TIMEOUT, even
+        # though their own timeouts (header 10 s, idle 60 s) are longer.
+        srv = self.server(PARLEY_SHUTDOWN_TIMEOUT="2", **NO_LIMITS)
+        head = raw_socket(srv)
+        head.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Part")
+        body = raw_socket(srv)
+        body.sendall(b"POST /signaling/offer HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        self.assertEqual(srv.stop(), 0)
+        took = time.monotonic() - t0
+        # Within the timeout itself (the sanitized build gets slack for its slower exit).
+        self.assertLess(took, 2.0 if not SANITIZED else 3.0, "took %.2f s" % took)
+        head.close()
+        body.close()
 
     def test_silent_connection_is_closed(self):
         srv = self.server(PARLEY_HEADER_TIMEOUT="2", PARLEY_IDLE_TIMEOUT="2", **NO_LIMITS)
