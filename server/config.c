@@ -97,6 +97,7 @@ static int set_list(pl_config_t *cfg, const cfg_key_t *k, const char *text, char
 static int check_store(char *val, char *why, size_t cap);
 static int check_node_id(char *val, char *why, size_t cap);
 static int check_log_level(char *val, char *why, size_t cap);
+static int check_ip_header(char *val, char *why, size_t cap);
 static int check_http_url(char *val, char *why, size_t cap);
 static int item_cidr(const char *item, size_t n_items, char *why, size_t cap);
 static int item_origin(const char *item, size_t n_items, char *why, size_t cap);
@@ -195,6 +196,9 @@ static const cfg_key_t keys[] = {
            "comma list of origins (https://host[:port]) for CORS and emoji, or *"),
     K_LIST("trusted_proxies", trusted_proxies, NULL, "CIDRS", item_cidr,
            "comma list of CIDRs whose X-Forwarded-For / Forwarded is believed"),
+    K_CHARS("client_ip_header", client_ip_header, "x-forwarded-for", NULL, "HEADER",
+            check_ip_header,
+            "header a trusted proxy appends the client to: x-forwarded-for or forwarded"),
 
     /* Lifetimes. */
     K_SECS("room_ttl", room_ttl, DAYS_30, "3600",
@@ -706,6 +710,21 @@ static int check_log_level(char *val, char *why, size_t cap)
             return 0;
     quote(val, q, sizeof q);
     set_err(why, cap, "expected debug, info, warn or error, got %s", q);
+    return PL_EINVAL;
+}
+
+/* Only the header the proxy really appends to is read: a client can send the other one
+ * through any proxy, and believing it would let it pick its own address. */
+static int check_ip_header(char *val, char *why, size_t cap)
+{
+    char q[96];
+    for (char *p = val; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    if (strcmp(val, "x-forwarded-for") == 0 || strcmp(val, "forwarded") == 0)
+        return 0;
+    quote(val, q, sizeof q);
+    set_err(why, cap, "expected x-forwarded-for or forwarded, got %s", q);
     return PL_EINVAL;
 }
 

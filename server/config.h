@@ -41,6 +41,7 @@ typedef struct {
     /* HTTP policy. */
     char *allowed_origins; /* comma list or "*", may be NULL */
     char *trusted_proxies; /* comma list of CIDRs, may be NULL */
+    char client_ip_header[32]; /* "x-forwarded-for" (default) or "forwarded" */
 
     /* Lifetimes, in seconds. */
     uint32_t room_ttl;   /* 3600 */

@@ -74,8 +74,17 @@ void pl_api_handle(void *ud, pl_http_req_t *req)
     call->req = req;
     call->now_ms = pl_now_ms();
     req->app_data = call;
-    pl_client_ip(&app->net, req->peer_ip, pl_http_header(req, "X-Forwarded-For"),
-                 pl_http_header(req, "Forwarded"), call->client_ip, sizeof call->client_ip);
+    if (app->net.ncidrs) {
+        bool rfc7239 = strcmp(app->cfg->client_ip_header, "forwarded") == 0;
+        pl_buf_t fwd;
+        pl_buf_init(&fwd);
+        pl_http_header_all(req, rfc7239 ? "Forwarded" : "X-Forwarded-For", &fwd);
+        pl_client_ip(&app->net, req->peer_ip, (pl_str_t){fwd.data, fwd.len}, rfc7239,
+                     call->client_ip, sizeof call->client_ip);
+        pl_buf_free(&fwd);
+    } else {
+        snprintf(call->client_ip, sizeof call->client_ip, "%s", req->peer_ip);
+    }
 
     add_cors(call);
     int rc = pl_router_match(routes, NROUTES, req->method, req->path, &call->match);

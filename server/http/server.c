@@ -769,6 +769,20 @@ pl_str_t pl_http_header(const pl_http_req_t *req, const char *name)
     return PL_STR_NULL;
 }
 
+bool pl_http_header_all(const pl_http_req_t *req, const char *name, pl_buf_t *out)
+{
+    bool found = false;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (!pl_str_ieq(req->headers[i].name, name))
+            continue;
+        if (found)
+            pl_buf_append(out, ", ", 2);
+        pl_buf_append(out, req->headers[i].value.ptr, req->headers[i].value.len);
+        found = true;
+    }
+    return found;
+}
+
 void pl_http_add_header(pl_http_req_t *req, const char *name, const char *value)
 {
     if (req->resp_headers.len > PL_HTTP_MAX_RESP_HEADERS * 4)

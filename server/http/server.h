@@ -105,6 +105,9 @@ void pl_http_server_stats(const pl_http_server_t *s, pl_http_stats_t *out);
 
 /* The first header named `name` (case-insensitive), or a NULL pl_str_t. */
 pl_str_t pl_http_header(const pl_http_req_t *req, const char *name);
+/* Every line of header `name` joined with ", " (as RFC 9110 allows for list headers) into
+ * out; returns false when the header is absent. */
+bool pl_http_header_all(const pl_http_req_t *req, const char *name, pl_buf_t *out);
 /* Appends "Name: value\r\n" to the response headers; CR and LF in value are dropped. */
 void pl_http_add_header(pl_http_req_t *req, const char *name, const char *value);
 /* Queues the response. body may be NULL; for HEAD the body is not sent but Content-Length

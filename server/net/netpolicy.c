@@ -249,14 +249,17 @@ static bool forwarded_last_for(pl_str_t fwd, const pl_netpolicy_t *p, char *out,
     return xff_client((pl_str_t){list, w}, p, out, cap);
 }
 
-void pl_client_ip(const pl_netpolicy_t *p, const char *peer_ip, pl_str_t xff, pl_str_t fwd,
-                  char *out, size_t cap)
+void pl_client_ip(const pl_netpolicy_t *p, const char *peer_ip, pl_str_t forwarded,
+                  bool rfc7239, char *out, size_t cap)
 {
     snprintf(out, cap, "%s", peer_ip);
     if (!p->ncidrs || !pl_cidr_match(p->cidrs, p->ncidrs, peer_ip, strlen(peer_ip)))
         return;
-    if (fwd.ptr && fwd.len && forwarded_last_for(fwd, p, out, cap))
+    if (!forwarded.ptr || !forwarded.len)
         return;
-    if (xff.ptr && xff.len)
-        xff_client(xff, p, out, cap);
+    char tmp[64];
+    bool ok = rfc7239 ? forwarded_last_for(forwarded, p, tmp, sizeof tmp)
+                      : xff_client(forwarded, p, tmp, sizeof tmp);
+    if (ok)
+        snprintf(out, cap, "%s", tmp);
 }

@@ -39,9 +39,11 @@ void pl_netpolicy_free(pl_netpolicy_t *p);
 bool pl_origin_allowed(const pl_netpolicy_t *p, pl_str_t origin);
 
 /* The client's address: the TCP peer, or, when the TCP peer is a trusted proxy, the
- * right-most address in X-Forwarded-For (or Forwarded: for=) that is not itself a trusted
- * proxy. xff and fwd may be NULL strings. Writes a NUL-terminated address into out. */
-void pl_client_ip(const pl_netpolicy_t *p, const char *peer_ip, pl_str_t xff, pl_str_t fwd,
-                  char *out, size_t cap);
+ * right-most address in `forwarded` that is not itself a trusted proxy. `forwarded` is the
+ * value of the one header the proxy appends to (every line of it joined with commas):
+ * X-Forwarded-For, or RFC 7239 Forwarded (for=) when rfc7239. A malformed value falls back
+ * to the TCP peer. Writes a NUL-terminated address into out. */
+void pl_client_ip(const pl_netpolicy_t *p, const char *peer_ip, pl_str_t forwarded,
+                  bool rfc7239, char *out, size_t cap);
 
 #endif

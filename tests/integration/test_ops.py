@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from harness import (TEST_SECRET, Client, ParleyTestCase, Peer, Server, free_port,
+from harness import (raw_request, TEST_SECRET, Client, ParleyTestCase, Peer, Server, free_port,
                      jwt_encode, metrics, mint_token, raw_socket, read_http_response, req,
                      run_parleyd, scaled, uniq, wait_until)
 
@@ -366,11 +366,45 @@ class TestRateLimits(ParleyTestCase):
         # the right-most untrusted address counts, not a spoofable left-most one
         self.assert429(self.join(srv, B.room_id, **{xff: "198.51.100.7, 203.0.113.1"}))
         self.assert429(self.join(srv, B.room_id, **{xff: "198.51.100.8, 203.0.113.1, 127.0.0.1"}))
-        # RFC 7239 Forwarded too
-        self.assert429(self.join(srv, B.room_id, Forwarded="for=203.0.113.1"))
+        # Only the configured header (X-Forwarded-For by default) is read: a Forwarded
+        # header the client sent through the proxy is ignored, so these count against the
+        # proxy's own bucket (untouched so far), not against 203.0.113.1's.
+        for _ in range(3):
+            self.assertStatus(self.join(srv, B.room_id, Forwarded="for=203.0.113.9"), 200)
+        self.assert429(self.join(srv, B.room_id))
+
+    def test_join_per_ip_repeated_xff_lines_are_one_list(self):
+        # A proxy may append its own X-Forwarded-For line after the client's: both lines
+        # form one list, and the right-most untrusted address is the client.
+        srv = self.server(PARLEY_RL_JOIN_IP="1/60", PARLEY_RL_JOIN_USER="0",
+                          PARLEY_TRUSTED_PROXIES="127.0.0.1/32")
+        B = Peer.create(srv)
+
+        def join_raw(first, second):
+            body = json.dumps({"roomId": B.room_id}).encode()
+            data = (b"POST /signaling/join-room HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                    + mint_token(uniq("xff")).encode()
+                    + b"\r\nContent-Type: application/json\r\nContent-Length: "
+                    + str(len(body)).encode() + b"\r\nX-Forwarded-For: " + first
+                    + b"\r\nX-Forwarded-For: " + second + b"\r\n\r\n" + body)
+            return raw_request(srv, data).status
+
+        self.assertEqual(join_raw(b"198.51.100.50", b"203.0.113.1"), 200)
+        # Reading only the first line would see a fresh 198.51.100.51 and let this through.
+        self.assertEqual(join_raw(b"198.51.100.51", b"203.0.113.1"), 429)
+
+    def test_join_per_ip_trusted_proxy_forwarded(self):
+        srv = self.server(PARLEY_RL_JOIN_IP="2/60", PARLEY_RL_JOIN_USER="0",
+                          PARLEY_TRUSTED_PROXIES="127.0.0.1/32",
+                          PARLEY_CLIENT_IP_HEADER="forwarded")
+        B = Peer.create(srv)
+        for _ in range(2):
+            self.assertStatus(self.join(srv, B.room_id, Forwarded="for=203.0.113.1"), 200)
+        self.assert429(self.join(srv, B.room_id, Forwarded='for="203.0.113.1:4711"'))
         self.assertStatus(self.join(srv, B.room_id, Forwarded="for=203.0.113.3"), 200)
-        # the proxy itself (no header) has its own bucket, untouched so far
-        self.assertStatus(self.join(srv, B.room_id), 200)
+        # X-Forwarded-For is now the header a client could forge: ignored.
+        self.assert429(self.join(srv, B.room_id, Forwarded="for=203.0.113.1",
+                                 **{"X-Forwarded-For": "198.51.100.1"}))
 
     def test_list_per_ip(self):
         srv = self.server(PARLEY_RL_LIST="3/60")

@@ -100,20 +100,22 @@ static void test_client_ip(void)
     char out[64];
     REQUIRE(pl_netpolicy_init(&p, "127.0.0.1/32, 10.0.0.0/8", NULL) == 0);
     /* Untrusted peers are taken at their word only for their own address. */
-    pl_client_ip(&p, "203.0.113.5", pl_str("1.1.1.1"), PL_STR_NULL, out, sizeof out);
+    pl_client_ip(&p, "203.0.113.5", pl_str("1.1.1.1"), false, out, sizeof out);
     CHECK_EQ_STR(out, "203.0.113.5");
     /* Trusted proxy: the right-most untrusted hop. */
-    pl_client_ip(&p, "127.0.0.1", pl_str("6.6.6.6, 198.51.100.9, 10.1.1.1"), PL_STR_NULL, out,
+    pl_client_ip(&p, "127.0.0.1", pl_str("6.6.6.6, 198.51.100.9, 10.1.1.1"), false, out,
                  sizeof out);
     CHECK_EQ_STR(out, "198.51.100.9");
     /* Garbage in the header: fall back to the peer. */
-    pl_client_ip(&p, "127.0.0.1", pl_str("not-an-ip"), PL_STR_NULL, out, sizeof out);
+    pl_client_ip(&p, "127.0.0.1", pl_str("not-an-ip"), false, out, sizeof out);
+    CHECK_EQ_STR(out, "127.0.0.1");
+    pl_client_ip(&p, "127.0.0.1", PL_STR_NULL, false, out, sizeof out);
     CHECK_EQ_STR(out, "127.0.0.1");
     /* RFC 7239 Forwarded, quoted IPv6 with a port. */
-    pl_client_ip(&p, "127.0.0.1", PL_STR_NULL,
-                 pl_str("for=192.0.2.60;proto=http, for=\"[2001:db8::17]:4711\""), out, sizeof out);
+    pl_client_ip(&p, "127.0.0.1", pl_str("for=192.0.2.60;proto=http, for=\"[2001:db8::17]:4711\""),
+                 true, out, sizeof out);
     CHECK_EQ_STR(out, "2001:db8::17");
-    pl_client_ip(&p, "127.0.0.1", PL_STR_NULL, pl_str("for=192.0.2.60:8080"), out, sizeof out);
+    pl_client_ip(&p, "127.0.0.1", pl_str("for=192.0.2.60:8080"), true, out, sizeof out);
     CHECK_EQ_STR(out, "192.0.2.60");
     pl_netpolicy_free(&p);
 }
