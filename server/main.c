@@ -96,7 +96,13 @@ static int start(daemon_t *d)
         .room_ttl_s = d->cfg.room_ttl,
         .member_ttl_s = d->cfg.member_ttl,
         .signal_ttl_s = d->cfg.signal_ttl,
+        /* Inbox bounds: a peer in a big mesh room gets one offer-request per newcomer and a
+         * handful of candidates per connection; 256 envelopes and 1 MiB hold that with room
+         * to spare, and no sender may take more than a quarter of it. */
         .inbox_max = 256,
+        .inbox_bytes_max = 1u << 20,
+        .inbox_per_sender_max = 64,
+        .queued_bytes_max = (uint64_t)256 << 20,
         .rooms_max = 1000000,
     };
     pl_store_listener_t listener = pl_hub_listener(app->hub);

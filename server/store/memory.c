@@ -59,6 +59,7 @@ typedef struct {
     mem_env_t *head;
     mem_env_t **tail;
     size_t len;
+    size_t bytes; /* JSON bytes of the envelopes held */
 } mem_inbox_t;
 
 struct mem_member {
@@ -115,6 +116,7 @@ typedef struct {
     uint64_t rng;
     uint64_t members;
     uint64_t queued;
+    uint64_t queued_bytes; /* JSON bytes of every waiting envelope, open offers included */
     uint64_t delivered;
     uint64_t expired;
     int64_t last_sweep_ms;
@@ -319,6 +321,7 @@ static void inbox_init(mem_inbox_t *in)
     in->head = NULL;
     in->tail = &in->head;
     in->len = 0;
+    in->bytes = 0;
 }
 
 static void inbox_append(mem_inbox_t *in, mem_env_t *e)
@@ -327,6 +330,7 @@ static void inbox_append(mem_inbox_t *in, mem_env_t *e)
     *in->tail = e;
     in->tail = &e->next;
     in->len++;
+    in->bytes += e->json_len;
 }
 
 static void inbox_clear(mem_store_t *s, mem_inbox_t *in)
@@ -338,6 +342,7 @@ static void inbox_clear(mem_store_t *s, mem_inbox_t *in)
         e = next;
     }
     s->queued -= in->len;
+    s->queued_bytes -= in->bytes;
     inbox_init(in);
 }
 
@@ -346,10 +351,12 @@ static void inbox_drop_expired(mem_store_t *s, mem_inbox_t *in, int64_t now)
     while (in->head && in->head->expires_at_ms <= now) {
         mem_env_t *e = in->head;
         in->head = e->next;
-        free(e);
         in->len--;
+        in->bytes -= e->json_len;
         s->queued--;
+        s->queued_bytes -= e->json_len;
         s->expired++;
+        free(e);
     }
     if (!in->head)
         in->tail = &in->head;
@@ -359,6 +366,7 @@ static void offer_clear(mem_store_t *s, mem_room_t *room, bool expired)
 {
     if (!room->offer)
         return;
+    s->queued_bytes -= room->offer->json_len;
     free(room->offer);
     room->offer = NULL;
     room->offer_sender[0] = '\0';
@@ -829,9 +837,11 @@ static int mem_create_room(pl_store_t *base, const pl_store_create_req_t *req,
         goto fail_rooms;
     }
     /* Last, because a put that replaces another room's entry cannot be undone; a failed
-     * put changes nothing. A nameless broadcaster cannot be joined by name. */
-    if (room->r.broadcaster_name[0] && pl_map_put(&s->by_name, room->r.broadcaster_name,
-                                                  strlen(room->r.broadcaster_name), room) != 0) {
+     * put changes nothing. A nameless broadcaster cannot be joined by name, and neither can
+     * a private room: knowing a streamer's name must not open a room they did not list. */
+    if (room->r.broadcaster_name[0] && room->r.is_public &&
+        pl_map_put(&s->by_name, room->r.broadcaster_name, strlen(room->r.broadcaster_name),
+                   room) != 0) {
         err = PL_ENOMEM;
         goto fail_broadcaster;
     }
@@ -1021,10 +1031,27 @@ static int mem_push(pl_store_t *base, const char *room_id, const char *from_peer
         }
         /* Expired envelopes must not hold the inbox full. */
         inbox_drop_expired(s, &dst->inbox, now);
-        if (s->opts.inbox_max && dst->inbox.len >= s->opts.inbox_max) {
+        if ((s->opts.inbox_max && dst->inbox.len >= s->opts.inbox_max) ||
+            (s->opts.inbox_bytes_max &&
+             dst->inbox.bytes + env->json_len > s->opts.inbox_bytes_max)) {
             err = PL_ELIMIT;
             goto fail;
         }
+        /* One sender may hold only a share of someone's inbox, so that a hostile member
+         * cannot fill it and lock everyone else out until the signals expire. */
+        if (s->opts.inbox_per_sender_max && env->from[0]) {
+            size_t mine = 0;
+            for (mem_env_t *q = dst->inbox.head; q; q = q->next)
+                mine += strcmp(q->from, env->from) == 0;
+            if (mine >= s->opts.inbox_per_sender_max) {
+                err = PL_ELIMIT;
+                goto fail;
+            }
+        }
+    }
+    if (s->opts.queued_bytes_max && s->queued_bytes + env->json_len > s->opts.queued_bytes_max) {
+        err = PL_ELIMIT;
+        goto fail;
     }
     e = env_new(env, now + ttl_ms(s->opts.signal_ttl_s));
     if (!e) {
@@ -1055,6 +1082,7 @@ static int mem_push(pl_store_t *base, const char *room_id, const char *from_peer
         copy_str(room->offer_sender, sender, sizeof room->offer_sender);
     }
     s->queued++;
+    s->queued_bytes += e->json_len;
 
     cb(ud, 0);
     const pl_store_listener_t *l = &s->listener;
@@ -1113,14 +1141,18 @@ static int mem_pop(pl_store_t *base, const char *room_id, const char *peer_id, u
         mem_env_t *e = *pp;
         if (e->expires_at_ms <= now) {
             *pp = e->next;
-            free(e);
             in->len--;
+            in->bytes -= e->json_len;
             s->queued--;
+            s->queued_bytes -= e->json_len;
             s->expired++;
+            free(e);
         } else if (e->type & mask) {
             *pp = e->next;
             in->len--;
+            in->bytes -= e->json_len;
             s->queued--;
+            s->queued_bytes -= e->json_len;
             e->next = NULL;
             *taken_tail = e;
             taken_tail = &e->next;
@@ -1140,6 +1172,7 @@ static int mem_pop(pl_store_t *base, const char *room_id, const char *peer_id, u
             room->offer = NULL;
             room->offer_sender[0] = '\0';
             s->queued--;
+            s->queued_bytes -= e->json_len;
             e->next = NULL;
             *taken_tail = e;
             n++;

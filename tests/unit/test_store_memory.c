@@ -1151,6 +1151,55 @@ static void test_inbox_max(void)
     fx_close(&fx);
 }
 
+static void test_inbox_bytes_and_senders(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    o.inbox_bytes_max = 10;
+    o.inbox_per_sender_max = 2;
+    o.queued_bytes_max = 16;
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 16), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p2", "u2"), 0);
+    CHECK_EQ_INT(join(s, "room1", NULL, "p3", "u3"), 0);
+    /* One sender: two envelopes, then its share of p2's inbox is used up... */
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "a1", "{}"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "a2", "{}"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "a3", "{}"), PL_ELIMIT);
+    /* ...but another sender still gets through. */
+    CHECK_EQ_INT(push(s, "room1", "p3", "p2", PL_ENV_CANDIDATE, "b1", "{}"), 0);
+    /* Bytes per inbox: 6 of 10 used; 5 more do not fit, 4 do. */
+    CHECK_EQ_INT(push(s, "room1", "p3", "p2", PL_ENV_CANDIDATE, "b2", "{\"x\"}"), PL_ELIMIT);
+    CHECK_EQ_INT(push(s, "room1", "p3", "p2", PL_ENV_CANDIDATE, "b3", "[12]"), 0);
+    /* The whole store holds 10 of 16 bytes: p3's own inbox takes 6, then it is full. */
+    CHECK_EQ_INT(push(s, "room1", "p1", "p3", PL_ENV_CANDIDATE, "c1", "123456"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p2", "p1", PL_ENV_CANDIDATE, "c2", "1"), PL_ELIMIT);
+    /* Taking envelopes out gives the bytes back. */
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_ALL, 10), 0);
+    CHECK_EQ_INT(R.nenvs, 4);
+    CHECK_EQ_INT(push(s, "room1", "p2", "p1", PL_ENV_CANDIDATE, "c3", "1234"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "a4", "{}"), 0);
+    /* Leaving frees the leaver's inbox and its bytes. */
+    CHECK_EQ_INT(leave(s, "room1", "p3"), 0);
+    CHECK_EQ_INT(push(s, "room1", "p2", "p1", PL_ENV_CANDIDATE, "c4", "123456"), 0);
+    fx_close(&fx);
+}
+
+static void test_private_room_not_joinable_by_name(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+    CHECK_EQ_INT(create(s, "room1", "u1", "Secret Streamer", "p1", false, 16), 0);
+    CHECK_EQ_INT(join(s, NULL, "Secret Streamer", "p2", "u2"), PL_ENOTFOUND);
+    /* By id it still works: the id is the invitation. */
+    CHECK_EQ_INT(join(s, "room1", NULL, "p3", "u3"), 0);
+    fx_close(&fx);
+}
+
 static void test_rooms_max(void)
 {
     fixture_t fx;
@@ -1435,6 +1484,8 @@ int main(void)
     RUN(test_list_rooms);
     RUN(test_list_rooms_many);
     RUN(test_inbox_max);
+    RUN(test_inbox_bytes_and_senders);
+    RUN(test_private_room_not_joinable_by_name);
     RUN(test_rooms_max);
     RUN(test_on_inbox);
     RUN(test_reentrancy);
