@@ -39,8 +39,8 @@ typedef struct {
     bool insecure_dev; /* --insecure-dev / PARLEY_INSECURE_DEV */
 
     /* HTTP policy. */
-    char *allowed_origins; /* comma list or "*", may be NULL */
-    char *trusted_proxies; /* comma list of CIDRs, may be NULL */
+    char *allowed_origins;     /* comma list or "*", may be NULL */
+    char *trusted_proxies;     /* comma list of CIDRs, may be NULL */
     char client_ip_header[32]; /* "x-forwarded-for" (default) or "forwarded" */
 
     /* Lifetimes, in seconds. */

@@ -308,8 +308,7 @@ static void on_joined(void *ud, int status, const pl_room_t *room, const pl_memb
      * after join sees a consistent room. */
     size_t *chosen = npeers ? calloc(npeers, sizeof *chosen) : NULL;
     bool *offers = npeers ? calloc(npeers, sizeof *offers) : NULL;
-    size_t nchosen =
-        chosen && offers ? pl_topology_choose(room, peers, npeers, chosen, npeers) : 0;
+    size_t nchosen = chosen && offers ? pl_topology_choose(room, peers, npeers, chosen, npeers) : 0;
     for (size_t c = 0; c < nchosen; c++)
         offers[chosen[c]] = true;
     call->pending = 1;

@@ -52,8 +52,8 @@ struct pl_http_conn {
     bool reading;
     bool close_after_response;
     bool peer_eof;
-    uint32_t requests;    /* requests begun on this connection */
-    int error_status; /* set by a parser callback to reject the request */
+    uint32_t requests; /* requests begun on this connection */
+    int error_status;  /* set by a parser callback to reject the request */
     const char *error_reason;
     size_t head_bytes;
     size_t write_bytes; /* queued, not yet written */
@@ -63,8 +63,8 @@ struct pl_http_conn {
     head_span_t spans[PL_HTTP_MAX_HEADERS];
     size_t nspans;
     bool in_value;
-    bool value_cut;          /* the last value piece ended before the end of its input */
-    const char *exec_start;  /* the bytes given to the current llhttp_execute */
+    bool value_cut;         /* the last value piece ended before the end of its input */
+    const char *exec_start; /* the bytes given to the current llhttp_execute */
     const char *exec_end;
     pl_http_req_t req;
 };

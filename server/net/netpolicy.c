@@ -249,8 +249,8 @@ static bool forwarded_last_for(pl_str_t fwd, const pl_netpolicy_t *p, char *out,
     return xff_client((pl_str_t){list, w}, p, out, cap);
 }
 
-void pl_client_ip(const pl_netpolicy_t *p, const char *peer_ip, pl_str_t forwarded,
-                  bool rfc7239, char *out, size_t cap)
+void pl_client_ip(const pl_netpolicy_t *p, const char *peer_ip, pl_str_t forwarded, bool rfc7239,
+                  char *out, size_t cap)
 {
     snprintf(out, cap, "%s", peer_ip);
     if (!p->ncidrs || !pl_cidr_match(p->cidrs, p->ncidrs, peer_ip, strlen(peer_ip)))

@@ -43,7 +43,7 @@ bool pl_origin_allowed(const pl_netpolicy_t *p, pl_str_t origin);
  * value of the one header the proxy appends to (every line of it joined with commas):
  * X-Forwarded-For, or RFC 7239 Forwarded (for=) when rfc7239. A malformed value falls back
  * to the TCP peer. Writes a NUL-terminated address into out. */
-void pl_client_ip(const pl_netpolicy_t *p, const char *peer_ip, pl_str_t forwarded,
-                  bool rfc7239, char *out, size_t cap);
+void pl_client_ip(const pl_netpolicy_t *p, const char *peer_ip, pl_str_t forwarded, bool rfc7239,
+                  char *out, size_t cap);
 
 #endif

@@ -840,8 +840,8 @@ static int mem_create_room(pl_store_t *base, const pl_store_create_req_t *req,
      * put changes nothing. A nameless broadcaster cannot be joined by name, and neither can
      * a private room: knowing a streamer's name must not open a room they did not list. */
     if (room->r.broadcaster_name[0] && room->r.is_public &&
-        pl_map_put(&s->by_name, room->r.broadcaster_name, strlen(room->r.broadcaster_name),
-                   room) != 0) {
+        pl_map_put(&s->by_name, room->r.broadcaster_name, strlen(room->r.broadcaster_name), room) !=
+            0) {
         err = PL_ENOMEM;
         goto fail_broadcaster;
     }

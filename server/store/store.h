@@ -158,12 +158,12 @@ typedef struct {
     uint32_t room_ttl_s;
     uint32_t member_ttl_s;
     uint32_t signal_ttl_s;
-    uint32_t inbox_max; /* envelopes one inbox holds; a push beyond it fails PL_ELIMIT */
+    uint32_t inbox_max;            /* envelopes one inbox holds; a push beyond it fails PL_ELIMIT */
     uint32_t inbox_bytes_max;      /* JSON bytes one inbox holds (PL_ELIMIT beyond) */
     uint32_t inbox_per_sender_max; /* envelopes one sender may hold in one inbox */
     uint64_t queued_bytes_max;     /* JSON bytes waiting in the whole store */
-    uint32_t rooms_max; /* rooms the engine holds; creation beyond fails PL_ELIMIT */
-    pl_clock_fn clock;  /* NULL = pl_now_ms; tests inject their own */
+    uint32_t rooms_max;            /* rooms the engine holds; creation beyond fails PL_ELIMIT */
+    pl_clock_fn clock;             /* NULL = pl_now_ms; tests inject their own */
     void *clock_ud;
 } pl_store_opts_t;
 

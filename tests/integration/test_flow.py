@@ -323,11 +323,16 @@ class TestOrdering(FlowAsserts):
         srv = self.server(PARLEY_RL_SIGNAL="0", PARLEY_RL_POLL="0")
         B = Peer.create(srv)
         V = Peer.join(srv, B.room_id)
-        self.assertEqual(len(self.events(B)), 1)
+        # Three senders take turns: one sender may hold at most 64 envelopes of an inbox.
+        W = Peer.join(srv, B.room_id)
+        X = Peer.join(srv, B.room_id)
+        self.assertEqual(len(self.events(V)), 2)  # peer-joined for W and X
+        senders = (B, W, X)
         sent = []
         for i in range(130):
-            r = B.candidate(V.peer_id, {"candidate": "candidate:%d 1 udp 1 192.0.2.1 %d typ host" % (i, 1000 + i),
-                                        "sdpMid": "0", "sdpMLineIndex": 0})
+            r = senders[i % 3].candidate(
+                V.peer_id, {"candidate": "candidate:%d 1 udp 1 192.0.2.1 %d typ host" % (i, 1000 + i),
+                            "sdpMid": "0", "sdpMLineIndex": 0})
             sent.append(self.assertJson(r, 202)["id"])
         first = self.events(V)
         self.assertEqual(len(first), 100)

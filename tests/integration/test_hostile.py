@@ -836,6 +836,23 @@ class TestHostile(HostileMixin, ParleyTestCase):
                 chunks.append(d)
         self.assertEqual(b"".join(chunks).count(b"HTTP/1.1 200 OK"), n)
 
+    def test_one_member_cannot_fill_anothers_inbox(self):
+        # A hostile member floods the viewer with big offers: it is stopped at its share
+        # (64 envelopes) with 429 + Retry-After, and another member still reaches the viewer.
+        b, v = self.room()
+        w = Peer.join(self.srv, b.room_id, name="Flooder")
+        sdp = "v=0\r\n" + "a=x:" + "y" * 8000 + "\r\n"
+        codes = [w.offer(sdp, to=v.peer_id).status for _ in range(70)]
+        self.assertEqual(codes[:64], [202] * 64)
+        r = w.offer(sdp, to=v.peer_id)
+        self.assertError(r, 429, "rate_limited")
+        self.assertIn("Retry-After", r.headers)
+        self.assertEqual(b.offer("v=0\r\n", to=v.peer_id).status, 202)
+        # The viewer drains its inbox and the flooder may send again.
+        got = v.event_list() + v.event_list()
+        self.assertEqual(sum(1 for e in got if e["type"] == "offer"), 65)
+        self.assertEqual(w.offer(sdp, to=v.peer_id).status, 202)
+
     def test_pipelined_byte_by_byte(self):
         data = GET_HEALTHZ + http_request("GET", "/readyz")
         with raw_socket(self.srv) as s:

@@ -1119,8 +1119,8 @@ static void test_signaling_roundtrip(void)
      * after a restart) with the same secret agree; with another secret they do not. */
     pl_auth_t *c1 = auth_with(SECRET, NULL, NULL, NULL, false);
     pl_auth_t *c2 = auth_with(SECRET, NULL, NULL, NULL, false);
-    pl_auth_t *c3 = auth_with("another-secret-of-at-least-32-bytes-0123456789", NULL, NULL, NULL,
-                              false);
+    pl_auth_t *c3 =
+        auth_with("another-secret-of-at-least-32-bytes-0123456789", NULL, NULL, NULL, false);
     REQUIRE(c1 && c2 && c3);
     n = pl_auth_sign_signaling(c1, &c, tok, sizeof tok);
     REQUIRE(n > 0);
