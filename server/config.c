@@ -230,6 +230,16 @@ static const cfg_key_t keys[] = {
     K_RATE("rl_list", rl_list, "120/60", "room listings and room lookups per client IP"),
     K_RATE("rl_emoji_upload", rl_emoji_upload, "10/3600", "custom emoji uploads per user"),
 
+    /* WebSocket channel. */
+    K_SECS("ws_ping_interval", ws_ping_interval, 3600, "25",
+           "seconds between server pings on a WebSocket (1..3600)"),
+    K_UINT("ws_queue_bytes", ws_queue_bytes, 1024, 64u << 20, "262144", "BYTES",
+           "bytes a WebSocket's outgoing queue holds before the inbox waits (1024..67108864)"),
+    K_UINT("ws_queue_messages", ws_queue_messages, 1, 1000000, "256", "N",
+           "messages a WebSocket's outgoing queue holds before the inbox waits"),
+    K_SECS("ws_stall_timeout", ws_stall_timeout, 3600, "10",
+           "seconds a WebSocket's queue may stay full before it is closed with 1013"),
+
     /* Rooms. */
     K_UINT("max_peers_default", max_peers_default, 1, 1000000, "16", "N",
            "maxPeers of a room whose creator asks for none (<= max_peers_limit)"),

@@ -65,6 +65,12 @@ typedef struct {
     pl_rate_t rl_list;         /* per IP, room listing and GET room, 120/60 */
     pl_rate_t rl_emoji_upload; /* per user, 10/3600 */
 
+    /* WebSocket channel. */
+    uint32_t ws_ping_interval;  /* seconds, 25 */
+    uint32_t ws_queue_bytes;    /* 262144 */
+    uint32_t ws_queue_messages; /* 256 */
+    uint32_t ws_stall_timeout;  /* seconds, 10 */
+
     /* Rooms. */
     uint32_t max_peers_default; /* 16 (mesh default from DESIGN section 5) */
     uint32_t max_peers_limit;   /* largest maxPeers a client may ask for, 10000 */

@@ -10,6 +10,7 @@
 #include "http/server.h"
 #include "metrics.h"
 #include "store/store.h"
+#include "ws/ws.h"
 
 #include "common/error.h"
 #include "common/log.h"
@@ -31,7 +32,11 @@ typedef struct {
     uv_timer_t drain_timer;
     int64_t drain_deadline_ms;
     bool stopping;
+    bool ws_closing;
 } daemon_t;
+
+/* Of the shutdown budget, the part kept for closing WebSockets after the REST drain. */
+#define WS_CLOSE_BUDGET_MS 700
 
 static void on_signal(uv_signal_t *sig, int signum);
 static void on_drain_tick(uv_timer_t *t);
@@ -117,6 +122,11 @@ static int start(daemon_t *d)
         return rc;
     }
 
+    if ((rc = pl_ws_new(app, &app->ws))) {
+        pl_log_error("cannot start the WebSocket channel", PL_LS("error", pl_strerror(rc)));
+        return rc;
+    }
+
     pl_http_opts_t hopts = {
         .max_connections = d->cfg.max_connections,
         .header_timeout_ms = d->cfg.header_timeout_ms,
@@ -189,54 +199,78 @@ static void on_signal(uv_signal_t *sig, int signum)
     uv_timer_start(&d->drain_timer, on_drain_tick, 0, 20);
 }
 
-/* Waits for in-flight requests to finish; at the deadline, cuts whatever is left. */
+/* Shutdown in two phases: first the REST drain (in-flight requests finish), then every
+ * WebSocket is closed with 1001. At the deadline whatever is left is cut. */
 static void on_drain_tick(uv_timer_t *t)
 {
     daemon_t *d = t->data;
-    size_t open = pl_http_server_open_connections(d->app.http);
-    if (open > 0 && pl_mono_ms() < d->drain_deadline_ms)
-        return;
-    if (open > 0) {
-        pl_log_warn("shutdown timeout: closing remaining connections", PL_LI("open", open));
-        pl_http_server_close_all(d->app.http);
-        /* Their close callbacks run on the next loop turns; check again shortly. */
-        d->drain_deadline_ms = pl_mono_ms() + 1000;
-        return;
+    int64_t now = pl_mono_ms();
+    size_t http_open = pl_http_server_open_connections(d->app.http);
+    if (!d->ws_closing) {
+        if (http_open > 0 && now < d->drain_deadline_ms - WS_CLOSE_BUDGET_MS)
+            return;
+        if (http_open > 0) {
+            pl_log_warn("shutdown timeout: closing remaining connections",
+                        PL_LI("open", http_open));
+            pl_http_server_close_all(d->app.http);
+        }
+        d->ws_closing = true;
+        if (d->app.ws)
+            pl_ws_close_all(d->app.ws);
     }
+    size_t ws_open = d->app.ws ? pl_ws_open_sockets(d->app.ws) : 0;
+    http_open = pl_http_server_open_connections(d->app.http);
+    if ((ws_open > 0 || http_open > 0) && now < d->drain_deadline_ms)
+        return;
+    if (ws_open > 0)
+        pl_log_warn("shutdown timeout: WebSockets still open", PL_LI("open", ws_open));
     uv_timer_stop(t);
     uv_stop(d->app.loop);
 }
 
-static void close_walk(uv_handle_t *h, void *arg)
+static void close_handle(uv_handle_t *h)
 {
-    (void)arg;
-    if (!uv_is_closing(h))
+    if (h->loop && !uv_is_closing(h))
         uv_close(h, NULL);
+}
+
+/* Runs the loop until nothing is left in it, without waiting on anything that would never
+ * end: every handle has been closed by then. */
+static void drain_loop(uv_loop_t *loop)
+{
+    for (int i = 0; i < 1000 && uv_run(loop, UV_RUN_NOWAIT) != 0; i++) {
+    }
 }
 
 static void teardown(daemon_t *d)
 {
     pl_app_t *app = &d->app;
+    if (!app->loop)
+        goto free_rest;
     if (app->hub)
         pl_hub_flush(app->hub);
-    if (app->http)
+    if (app->http) {
+        pl_http_server_stop_accepting(app->http);
         pl_http_server_close_all(app->http);
-    if (app->loop) {
-        /* Let connection close callbacks run before the store goes away. */
-        uv_run(app->loop, UV_RUN_NOWAIT);
     }
+    /* libwebsockets closes its sockets and handles; their callbacks still need the hub. */
+    pl_ws_destroy_begin(app->ws);
+    drain_loop(app->loop);
     if (app->store) {
         app->store->destroy(app->store);
         app->store = NULL;
     }
     if (app->hub)
         pl_api_free(app);
-    if (app->loop) {
-        uv_walk(app->loop, close_walk, NULL);
-        while (uv_run(app->loop, UV_RUN_DEFAULT) != 0) {
-        }
-        uv_loop_close(app->loop);
-    }
+    close_handle((uv_handle_t *)&d->sigterm);
+    close_handle((uv_handle_t *)&d->sigint);
+    close_handle((uv_handle_t *)&d->drain_timer);
+    drain_loop(app->loop);
+    pl_ws_destroy_end(app->ws);
+    app->ws = NULL;
+    if (uv_loop_close(app->loop) != 0)
+        pl_log_warn("handles still open at exit");
+free_rest:
     if (app->http)
         pl_http_server_free(app->http);
     pl_metrics_free(app->metrics);

@@ -204,6 +204,43 @@ void pl_metrics_render(pl_metrics_t *m, const pl_metrics_gauges_t *g, pl_buf_t *
                       (unsigned long long)ss->signals_expired);
     }
 
+    if (g->ws) {
+        const pl_ws_stats_t *w = g->ws;
+        pl_buf_printf(o,
+                      "# HELP parley_ws_connections_open Open WebSockets.\n"
+                      "# TYPE parley_ws_connections_open gauge\n"
+                      "parley_ws_connections_open %llu\n"
+                      "# HELP parley_ws_connections_total WebSockets established.\n"
+                      "# TYPE parley_ws_connections_total counter\n"
+                      "parley_ws_connections_total %llu\n"
+                      "# HELP parley_ws_envelopes_pushed_total Envelopes pushed to sockets.\n"
+                      "# TYPE parley_ws_envelopes_pushed_total counter\n"
+                      "parley_ws_envelopes_pushed_total %llu\n"
+                      "# HELP parley_ws_messages_received_total Client messages received.\n"
+                      "# TYPE parley_ws_messages_received_total counter\n"
+                      "parley_ws_messages_received_total %llu\n"
+                      "# HELP parley_ws_bytes_sent_total Message bytes sent on sockets.\n"
+                      "# TYPE parley_ws_bytes_sent_total counter\n"
+                      "parley_ws_bytes_sent_total %llu\n"
+                      "# HELP parley_ws_bytes_received_total Message bytes received on sockets.\n"
+                      "# TYPE parley_ws_bytes_received_total counter\n"
+                      "parley_ws_bytes_received_total %llu\n"
+                      "# HELP parley_ws_queue_overflows_total Sockets closed with 1013 because "
+                      "their queue stayed full.\n"
+                      "# TYPE parley_ws_queue_overflows_total counter\n"
+                      "parley_ws_queue_overflows_total %llu\n"
+                      "# HELP parley_ws_closes_total WebSocket closes by code, sent or "
+                      "received.\n"
+                      "# TYPE parley_ws_closes_total counter\n",
+                      (unsigned long long)w->open, (unsigned long long)w->total,
+                      (unsigned long long)w->pushed, (unsigned long long)w->received,
+                      (unsigned long long)w->bytes_sent, (unsigned long long)w->bytes_received,
+                      (unsigned long long)w->queue_overflows);
+        for (size_t i = 0; i < w->nclose; i++)
+            pl_buf_printf(o, "parley_ws_closes_total{code=\"%u\"} %llu\n", w->close_codes[i],
+                          (unsigned long long)w->close_counts[i]);
+    }
+
     pl_buf_appends(o, "# HELP parley_rate_limited_total Requests refused with 429, by scope.\n"
                       "# TYPE parley_rate_limited_total counter\n");
     for (size_t i = 0; i < m->nlimited; i++)

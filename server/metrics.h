@@ -6,6 +6,7 @@
 #include "common/str.h"
 #include "http/server.h"
 #include "store/store.h"
+#include "ws/ws_stats.h"
 
 #include <stdint.h>
 
@@ -15,6 +16,7 @@ typedef struct {
     const pl_http_stats_t *http;
     const pl_store_stats_t *store; /* NULL when the store could not answer */
     uint64_t longpolls_waiting;
+    const pl_ws_stats_t *ws; /* NULL when the channel is off */
     const char *node_id;
     const char *store_engine;
     bool store_ready;

@@ -1,6 +1,7 @@
 /* Request dispatch and the helpers every handler uses: CORS, routing, JSON bodies, auth,
  * rate limits, and answering. */
 #include "api/api.h"
+#include "ws/ws.h"
 
 #include "common/error.h"
 #include "common/log.h"
@@ -23,6 +24,7 @@ static const pl_route_t routes[] = {
     {PL_M_GET, "/signaling/events/:roomId", "get_events", api_get_events},
     {PL_M_POST, "/signaling/heartbeat", "heartbeat", api_heartbeat},
     {PL_M_POST, "/signaling/leave-room", "leave_room", api_leave_room},
+    {PL_M_GET, "/signaling/ws", "ws", api_ws_upgrade},
     {PL_M_GET, "/signaling/rooms", "list_rooms", api_list_rooms},
     {PL_M_GET, "/signaling/rooms/:roomId", "get_room", api_get_room},
     {PL_M_GET, "/healthz", "healthz", api_healthz},
@@ -32,6 +34,7 @@ static const pl_route_t routes[] = {
 #define NROUTES (sizeof routes / sizeof routes[0])
 
 static void call_finish(pl_call_t *call);
+static void call_header(pl_call_t *call, const char *name, const char *value);
 static void add_cors(pl_call_t *call);
 static void handle_options(pl_call_t *call, int match_rc);
 static void on_rate(void *ud, int status, uint64_t count, int64_t reset_ms);
@@ -130,14 +133,14 @@ static void add_cors(pl_call_t *call)
     if (!origin.ptr)
         return;
     /* Responses differ by Origin, so caches must key on it. */
-    pl_http_add_header(call->req, "Vary", "Origin");
+    call_header(call, "Vary", "Origin");
     if (!pl_origin_allowed(&call->app->net, origin))
         return;
     char value[512];
     snprintf(value, sizeof value, "%.*s", (int)origin.len, origin.ptr);
-    pl_http_add_header(call->req, "Access-Control-Allow-Origin", value);
-    pl_http_add_header(call->req, "Access-Control-Expose-Headers",
-                       "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After");
+    call_header(call, "Access-Control-Allow-Origin", value);
+    call_header(call, "Access-Control-Expose-Headers",
+                "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After");
 }
 
 static void handle_options(pl_call_t *call, int match_rc)
@@ -155,7 +158,7 @@ static void handle_options(pl_call_t *call, int match_rc)
     pl_router_allow_header(allowed, allow, sizeof allow);
     pl_str_t origin = pl_http_header(call->req, "Origin");
     if (!origin.ptr) {
-        pl_http_add_header(call->req, "Allow", allow);
+        call_header(call, "Allow", allow);
         api_empty(call, 204);
         return;
     }
@@ -163,38 +166,57 @@ static void handle_options(pl_call_t *call, int match_rc)
         api_error(call, 403, "forbidden", "origin not allowed");
         return;
     }
-    pl_http_add_header(call->req, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-    pl_http_add_header(call->req, "Access-Control-Allow-Headers", "Authorization, Content-Type");
-    pl_http_add_header(call->req, "Access-Control-Max-Age", "600");
-    pl_http_add_header(call->req, "Allow", allow);
+    call_header(call, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    call_header(call, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    call_header(call, "Access-Control-Max-Age", "600");
+    call_header(call, "Allow", allow);
     api_empty(call, 204);
 }
 
 /* ---- answering ---- */
+
+/* Headers only mean something on HTTP; a WebSocket call has none to carry them. */
+static void call_header(pl_call_t *call, const char *name, const char *value)
+{
+    if (call->req)
+        pl_http_add_header(call->req, name, value);
+}
 
 static void call_finish(pl_call_t *call)
 {
     if (call->rl_seen) {
         char v[32];
         snprintf(v, sizeof v, "%u", call->rl_limit);
-        pl_http_add_header(call->req, "RateLimit-Limit", v);
+        call_header(call, "RateLimit-Limit", v);
         snprintf(v, sizeof v, "%llu", (unsigned long long)call->rl_remaining);
-        pl_http_add_header(call->req, "RateLimit-Remaining", v);
+        call_header(call, "RateLimit-Remaining", v);
         snprintf(v, sizeof v, "%lld", (long long)call->rl_reset_s);
-        pl_http_add_header(call->req, "RateLimit-Reset", v);
+        call_header(call, "RateLimit-Reset", v);
     }
     if (call->body)
         json_decref(call->body);
     if (call->result)
         json_decref(call->result);
+    if (call->ws_ref)
+        json_decref(call->ws_ref);
     if (call->extra_free)
         call->extra_free(call->extra);
     free(call);
 }
 
+void api_call_free(pl_call_t *call)
+{
+    call_finish(call);
+}
+
 void api_json(pl_call_t *call, int status, json_t *body)
 {
     pl_http_req_t *req = call->req;
+    if (!req) {
+        call->reply(call, status, body);
+        call_finish(call);
+        return;
+    }
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     if (body)
         json_decref(body);
@@ -218,9 +240,10 @@ void api_error(pl_call_t *call, int status, const char *code, const char *fmt, .
     va_end(ap);
     if (status == 401) {
         size_t len;
-        pl_http_add_header(call->req, "WWW-Authenticate",
-                           bearer(call, &len) ? "Bearer realm=\"parley\", error=\"invalid_token\""
-                                              : "Bearer realm=\"parley\"");
+        call_header(call, "WWW-Authenticate",
+                    call->req && bearer(call, &len)
+                        ? "Bearer realm=\"parley\", error=\"invalid_token\""
+                        : "Bearer realm=\"parley\"");
     }
     api_json(call, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
@@ -228,6 +251,11 @@ void api_error(pl_call_t *call, int status, const char *code, const char *fmt, .
 void api_empty(pl_call_t *call, int status)
 {
     pl_http_req_t *req = call->req;
+    if (!req) {
+        call->reply(call, status, NULL);
+        call_finish(call);
+        return;
+    }
     call_finish(call);
     pl_http_respond(req, status, NULL, NULL, 0);
 }
@@ -236,6 +264,11 @@ void api_answer_text(pl_call_t *call, int status, const char *content_type, cons
                      size_t len)
 {
     pl_http_req_t *req = call->req;
+    if (!req) {
+        call->reply(call, status, NULL);
+        call_finish(call);
+        return;
+    }
     call_finish(call);
     pl_http_respond(req, status, content_type, text, len);
 }
@@ -243,6 +276,11 @@ void api_answer_text(pl_call_t *call, int status, const char *content_type, cons
 void api_answer_envelopes(pl_call_t *call, const pl_envelope_t *envs, size_t n, bool events)
 {
     pl_http_req_t *req = call->req;
+    if (!req) {
+        call->reply(call, n ? 200 : 204, NULL);
+        call_finish(call);
+        return;
+    }
     if (!events) {
         if (n == 0) {
             api_empty(call, 204);
@@ -288,7 +326,7 @@ void api_store_error(pl_call_t *call, int status)
         /* A full inbox or store: the rate-limit headers describe the caller's own budget,
          * which is not what ran out, so only Retry-After is given. */
         call->rl_seen = false;
-        pl_http_add_header(call->req, "Retry-After", "1");
+        call_header(call, "Retry-After", "1");
         api_error(call, 429, "rate_limited", "too many signals are waiting; retry shortly");
         break;
     case PL_EINVAL:
@@ -296,7 +334,7 @@ void api_store_error(pl_call_t *call, int status)
         break;
     case PL_EUNAVAIL:
     case PL_ECLOSED:
-        pl_http_add_header(call->req, "Retry-After", "1");
+        call_header(call, "Retry-After", "1");
         api_error(call, 503, "store_unavailable", "the store is unavailable");
         break;
     default:
@@ -311,6 +349,8 @@ void api_store_error(pl_call_t *call, int status)
 bool api_parse_body(pl_call_t *call)
 {
     pl_http_req_t *req = call->req;
+    if (call->body)
+        return true; /* parsed already (a WebSocket message) */
     pl_str_t ct = pl_http_header(req, "Content-Type");
     if (ct.ptr) {
         size_t n = 0;
@@ -464,7 +504,7 @@ static int verify_signaling(pl_call_t *call)
 
 bool api_auth_signaling(pl_call_t *call, const char *room_id)
 {
-    int rc = verify_signaling(call);
+    int rc = call->preauth ? 0 : verify_signaling(call);
     if (rc) {
         api_error(call, 401, "unauthorized", "%s",
                   rc == PL_EEXPIRED ? "signaling token expired"
@@ -533,7 +573,7 @@ static void on_rate(void *ud, int status, uint64_t count, int64_t reset_ms)
     if (count > call->rate_limit) {
         char v[32];
         snprintf(v, sizeof v, "%lld", (long long)(reset_s > 0 ? reset_s : 1));
-        pl_http_add_header(call->req, "Retry-After", v);
+        call_header(call, "Retry-After", v);
         pl_metrics_rate_limited(call->app->metrics, call->rate_scope);
         api_error(call, 429, "rate_limited", "too many requests; retry in %lld s",
                   (long long)(reset_s > 0 ? reset_s : 1));

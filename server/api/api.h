@@ -18,6 +18,7 @@
 #include <uv.h>
 
 typedef struct pl_hub pl_hub_t;
+typedef struct pl_ws pl_ws_t;
 
 typedef struct pl_app {
     uv_loop_t *loop;
@@ -27,6 +28,7 @@ typedef struct pl_app {
     pl_http_server_t *http;
     pl_metrics_t *metrics;
     pl_hub_t *hub;
+    pl_ws_t *ws;
     pl_netpolicy_t net;
     bool shutting_down;
 } pl_app_t;
@@ -55,6 +57,14 @@ struct pl_call {
     uint32_t rl_limit;
     uint64_t rl_remaining;
     int64_t rl_reset_s;
+    /* A call that did not come over HTTP (a WebSocket message): req is NULL, sig was checked
+     * when the socket opened (preauth), and every answer goes to reply(), which takes the
+     * body (or NULL) and must not free the call. */
+    bool preauth;
+    void (*reply)(pl_call_t *call, int status, json_t *body);
+    uint64_t reply_id;
+    const char *ws_type; /* "signal", "heartbeat" or "leave" */
+    json_t *ws_ref;      /* the client's ref, echoed in acks and errors */
     /* Handler scratch. */
     int pending;
     int status;
@@ -79,6 +89,8 @@ void api_json(pl_call_t *call, int status, json_t *body); /* steals body */
 void api_error(pl_call_t *call, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void api_empty(pl_call_t *call, int status);
+/* Frees a call whose request was answered some other way (a WebSocket take-over). */
+void api_call_free(pl_call_t *call);
 void api_answer_text(pl_call_t *call, int status, const char *content_type, const char *text,
                      size_t len);
 /* Answers popped envelopes: one envelope as the body (n == 1, !events), {events:[...]}
@@ -161,6 +173,17 @@ void api_metrics(pl_call_t *call);
 
 /* ---- hub (hub.c): long-polls and store notifications ---- */
 
+/* A push subscriber for one (room, peer): a WebSocket session embeds one. wake() is called
+ * from a loop callback (never inside a store operation) when envelopes wait for the peer. */
+typedef struct pl_hub_sink pl_hub_sink_t;
+struct pl_hub_sink {
+    void (*wake)(pl_hub_sink_t *sink);
+    /* Owned by the hub while attached. */
+    pl_hub_sink_t *check_prev, *check_next;
+    bool attached, queued;
+    char key[2 * PL_ID_SIZE + 1];
+};
+
 int pl_hub_new(pl_app_t *app, pl_hub_t **out);
 void pl_hub_free(pl_hub_t *hub);
 /* The store listener that feeds the hub. */
@@ -170,6 +193,13 @@ pl_store_listener_t pl_hub_listener(pl_hub_t *hub);
 void pl_hub_wait(pl_hub_t *hub, pl_call_t *call, const char *peer_id, unsigned mask,
                  uint32_t wait_ms, bool events);
 size_t pl_hub_waiting(const pl_hub_t *hub);
+/* Attaches sink for (room, peer). A sink already attached there is detached and returned
+ * (the caller closes its socket: one push channel per peer), else NULL. */
+pl_hub_sink_t *pl_hub_attach(pl_hub_t *hub, pl_hub_sink_t *sink, const char *room_id,
+                             const char *peer_id);
+void pl_hub_detach(pl_hub_t *hub, pl_hub_sink_t *sink);
+/* Queues sink for a wake() on the next loop turn (e.g. after its queue drained). */
+void pl_hub_poke(pl_hub_t *hub, pl_hub_sink_t *sink);
 /* Answers every parked call (204 / empty events). */
 void pl_hub_flush(pl_hub_t *hub);
 

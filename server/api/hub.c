@@ -39,7 +39,9 @@ struct waiter {
 struct pl_hub {
     pl_app_t *app;
     pl_map_t by_key; /* "room/peer" → first waiter */
+    pl_map_t sinks;  /* "room/peer" → the attached push sink */
     waiter_t *check_head;
+    pl_hub_sink_t *sink_head; /* sinks to wake */
     uv_idle_t idle;
     size_t nwaiting;
     bool closing;
@@ -66,6 +68,7 @@ int pl_hub_new(pl_app_t *app, pl_hub_t **out)
         return PL_ENOMEM;
     hub->app = app;
     pl_map_init(&hub->by_key);
+    pl_map_init(&hub->sinks);
     uv_idle_init(app->loop, &hub->idle);
     hub->idle.data = hub;
     *out = hub;
@@ -83,6 +86,7 @@ void pl_hub_free(pl_hub_t *hub)
         return;
     pl_hub_flush(hub);
     pl_map_free(&hub->by_key);
+    pl_map_free(&hub->sinks);
     uv_close((uv_handle_t *)&hub->idle, on_hub_closed);
 }
 
@@ -155,7 +159,56 @@ static void hub_on_inbox(void *ud, const char *room_id, const char *peer_id)
             hub->check_head->check_prev = w;
         hub->check_head = w;
     }
+    pl_hub_sink_t *sink = pl_map_get(&hub->sinks, key, strlen(key));
+    if (sink)
+        pl_hub_poke(hub, sink);
     if (hub->check_head && !uv_is_active((uv_handle_t *)&hub->idle))
+        uv_idle_start(&hub->idle, on_idle);
+}
+
+pl_hub_sink_t *pl_hub_attach(pl_hub_t *hub, pl_hub_sink_t *sink, const char *room_id,
+                             const char *peer_id)
+{
+    make_key(sink->key, room_id, peer_id);
+    pl_hub_sink_t *old = pl_map_get(&hub->sinks, sink->key, strlen(sink->key));
+    if (old)
+        pl_hub_detach(hub, old);
+    if (pl_map_put(&hub->sinks, sink->key, strlen(sink->key), sink))
+        return old; /* not attached: the socket then only gets what it polls itself */
+    sink->attached = true;
+    sink->queued = false;
+    return old;
+}
+
+void pl_hub_detach(pl_hub_t *hub, pl_hub_sink_t *sink)
+{
+    if (!sink->attached)
+        return;
+    sink->attached = false;
+    if (pl_map_get(&hub->sinks, sink->key, strlen(sink->key)) == sink)
+        pl_map_del(&hub->sinks, sink->key, strlen(sink->key));
+    if (sink->queued) {
+        if (sink->check_prev)
+            sink->check_prev->check_next = sink->check_next;
+        else
+            hub->sink_head = sink->check_next;
+        if (sink->check_next)
+            sink->check_next->check_prev = sink->check_prev;
+        sink->queued = false;
+    }
+}
+
+void pl_hub_poke(pl_hub_t *hub, pl_hub_sink_t *sink)
+{
+    if (!sink->attached || sink->queued)
+        return;
+    sink->queued = true;
+    sink->check_prev = NULL;
+    sink->check_next = hub->sink_head;
+    if (hub->sink_head)
+        hub->sink_head->check_prev = sink;
+    hub->sink_head = sink;
+    if (!uv_is_active((uv_handle_t *)&hub->idle))
         uv_idle_start(&hub->idle, on_idle);
 }
 
@@ -181,6 +234,17 @@ static void on_idle(uv_idle_t *idle)
 {
     pl_hub_t *hub = idle->data;
     uv_idle_stop(idle);
+    /* Sinks first: a wake() pops the peer's inbox onto its socket. One at a time off the
+     * head, since a wake may detach or poke sinks. */
+    while (hub->sink_head) {
+        pl_hub_sink_t *sink = hub->sink_head;
+        hub->sink_head = sink->check_next;
+        if (hub->sink_head)
+            hub->sink_head->check_prev = NULL;
+        sink->queued = false;
+        sink->check_next = sink->check_prev = NULL;
+        sink->wake(sink);
+    }
     /* Take the whole queue first: answering a call can start the connection's next
      * pipelined request, which may park a new waiter or queue new checks. */
     while (hub->check_head) {

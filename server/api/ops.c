@@ -1,5 +1,6 @@
 /* Operations endpoints: liveness, readiness and Prometheus metrics. */
 #include "api/api.h"
+#include "ws/ws.h"
 
 #include "common/error.h"
 
@@ -32,7 +33,11 @@ static void on_stats(void *ud, int status, const pl_store_stats_t *stats)
     pl_app_t *app = call->app;
     pl_http_stats_t hs;
     pl_http_server_stats(app->http, &hs);
+    pl_ws_stats_t ws;
+    if (app->ws)
+        pl_ws_get_stats(app->ws, &ws);
     pl_metrics_gauges_t g = {
+        .ws = app->ws ? &ws : NULL,
         .http = &hs,
         .store = status == 0 ? stats : NULL,
         .longpolls_waiting = pl_hub_waiting(app->hub),

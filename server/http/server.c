@@ -7,8 +7,11 @@
 #include "common/error.h"
 #include "common/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <llhttp.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -52,6 +55,7 @@ struct pl_http_conn {
     bool reading;
     bool close_after_response;
     bool peer_eof;
+    bool taken;        /* the socket was handed over: close without shutdown */
     uint32_t requests; /* requests begun on this connection */
     int error_status;  /* set by a parser callback to reject the request */
     const char *error_reason;
@@ -769,6 +773,31 @@ pl_str_t pl_http_header(const pl_http_req_t *req, const char *name)
     return PL_STR_NULL;
 }
 
+int pl_http_take_socket(pl_http_req_t *req, int status, int *fd, pl_buf_t *rest)
+{
+    pl_http_conn_t *c = req->conn;
+    uv_os_fd_t ours;
+    if (req->responded || req->aborted || c->state == CONN_CLOSING)
+        return PL_ECLOSED;
+    int rc = uv_fileno((uv_handle_t *)&c->tcp, &ours);
+    if (rc)
+        return rc;
+    int dup_fd = fcntl(ours, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0)
+        return -errno;
+    if (c->inbuf.len && pl_buf_append(rest, c->inbuf.data, c->inbuf.len)) {
+        close(dup_fd);
+        return PL_ENOMEM;
+    }
+    pl_buf_reset(&c->inbuf);
+    *fd = dup_fd;
+    c->taken = true;
+    req->responded = true;
+    req->status = status;
+    request_done(c);
+    return 0;
+}
+
 bool pl_http_header_all(const pl_http_req_t *req, const char *name, pl_buf_t *out)
 {
     bool found = false;
@@ -833,6 +862,11 @@ static void request_done(pl_http_conn_t *c)
     r->app_data = NULL;
     if (c->state == CONN_CLOSING) {
         conn_maybe_free(c);
+        return;
+    }
+    if (c->taken) {
+        /* Only our descriptor goes; the socket lives on in its new owner's duplicate. */
+        conn_close(c);
         return;
     }
     c->state = CONN_IDLE;

@@ -116,4 +116,12 @@ void pl_http_respond(pl_http_req_t *req, int status, const char *content_type, c
                      size_t len);
 const char *pl_http_status_text(int status);
 
+/* Hands the connection's socket to someone else (a WebSocket upgrade). On success *fd is a
+ * duplicate of the socket's descriptor, owned by the caller, and the bytes that arrived after
+ * the request are appended to rest; the request counts as answered with `status` (for logs
+ * and metrics) and parleyd's side of the HTTP connection is closed without touching the
+ * socket itself (no shutdown, no lingering). On failure nothing changes and the caller
+ * still answers the request. */
+int pl_http_take_socket(pl_http_req_t *req, int status, int *fd, pl_buf_t *rest);
+
 #endif

@@ -1,0 +1,925 @@
+/* WebSocket sessions on libwebsockets, adopted from parleyd's HTTP server.
+ *
+ * Threading: everything runs on parleyd's one libuv loop; libwebsockets is created with
+ * LWS_SERVER_OPTION_LIBUV and our loop as its foreign loop, so its callbacks are ordinary loop
+ * callbacks. Store callbacks and client replies may arrive after a session is gone, so they
+ * carry the session's id and look it up, never a raw pointer.
+ *
+ * Flow control: envelopes are taken from the peer's inbox only while the session's outgoing
+ * queue has room. When it is full the envelopes wait in the store (whose inbox limits push
+ * back on senders with 429) and the session notes when it stalled; a session stalled longer
+ * than PARLEY_WS_STALL_TIMEOUT is closed with 1013. So a slow consumer costs at most its
+ * queue, whatever the senders do. */
+#include "ws/ws.h"
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/map.h"
+
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* Receive buffer per socket. Messages larger than this arrive in pieces and are joined;
+ * 1 KiB keeps an idle socket near 2.4 KiB of heap (docs/decisions.md). */
+#define RX_BUFFER 1024
+/* Longest upgrade request we rebuild for libwebsockets, and early bytes we pass on. */
+#define HANDSHAKE_MAX  1024
+#define EARLY_MAX      1024
+#define REF_MAX        64
+#define POLL_BATCH     64
+#define CLOSE_REPLACED 4001
+#define CLOSE_TIMEOUT  4002
+/* libwebsockets' write type for a close frame; the public header keeps only the number. */
+#define LWS_WRITE_CLOSE_ 4
+
+typedef struct frame frame_t;
+struct frame {
+    frame_t *next;
+    size_t len;
+    unsigned char buf[]; /* LWS_PRE bytes of headroom, then the message */
+};
+
+typedef struct session session_t;
+
+/* What a callback that may outlive a session holds: the id, looked up again. */
+typedef struct {
+    pl_ws_t *ws;
+    uint64_t id;
+} session_ref_t;
+struct session {
+    pl_hub_sink_t sink; /* first: the hub hands us back this pointer */
+    pl_ws_t *ws;
+    uint64_t id;
+    struct lws *wsi;
+    session_t *prev, *next; /* all sessions, for the tick */
+    pl_sigtoken_t sig;      /* identity, checked before the upgrade */
+    char client_ip[64];
+    /* Outgoing queue. */
+    frame_t *head, **tail;
+    size_t queued_bytes, queued_msgs;
+    /* Incoming message being joined from fragments. */
+    pl_buf_t rx;
+    bool rx_binary;
+    /* State. */
+    bool established;
+    bool popping, dirty;
+    bool ping_due;
+    bool close_sent;
+    int close_code; /* >0: close with this code at the next writable callback */
+    int64_t last_seen_ms, last_refresh_ms, next_ping_ms, stalled_since_ms;
+};
+
+struct pl_ws {
+    pl_app_t *app;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    uv_timer_t tick;
+    pl_map_t pending;  /* "sid" → session, between take-over and ESTABLISHED */
+    pl_map_t sessions; /* id → session, for callbacks that outlive a session */
+    session_t *all;
+    uint64_t next_id;
+    pl_ws_stats_t stats;
+    bool closing;
+};
+
+static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                  size_t len);
+static void on_tick(uv_timer_t *t);
+static void on_log(int level, const char *line);
+static void session_wake(pl_hub_sink_t *sink);
+static void session_close(session_t *s, int code);
+static void session_free(session_t *s);
+static void session_send_json(session_t *s, json_t *msg);
+static bool session_enqueue(session_t *s, const char *text, size_t len);
+static void on_popped(void *ud, int status, const pl_envelope_t *envs, size_t n);
+static void handle_message(session_t *s);
+static void ws_reply(pl_call_t *call, int status, json_t *body);
+static void count_close(pl_ws_t *ws, int code);
+static session_t *session_by_id(pl_ws_t *ws, uint64_t id);
+static void upgrade_step(pl_call_t *call);
+static void on_upgrade_member(void *ud, int status, const pl_room_t *room,
+                              const pl_member_t *member);
+static void on_refreshed(void *ud, int status, const pl_room_t *room, const pl_member_t *member);
+static void on_dropped(void *ud, int status, bool room_removed, const pl_member_t *remaining,
+                       size_t n);
+
+static const lws_retry_bo_t no_validity = {0};
+
+static struct lws_protocols protocols[] = {
+    /* The first protocol is used when the client asks for none. */
+    {"parley.v1", on_lws, sizeof(session_t *), RX_BUFFER, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- context ---- */
+
+int pl_ws_new(pl_app_t *app, pl_ws_t **out)
+{
+    pl_ws_t *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return PL_ENOMEM;
+    ws->app = app;
+    pl_map_init(&ws->pending);
+    pl_map_init(&ws->sessions);
+    /* Send whole messages (SDP runs to tens of KiB) rather than rx-buffer-sized pieces. */
+    protocols[0].tx_packet_size = app->cfg->max_body + 16;
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, on_log);
+    void *foreign[1] = {app->loop};
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                   LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.foreign_loops = foreign;
+    info.pcontext = &ws->ctx;
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.vhost_name = "parley";
+    /* Pings and liveness are ours (one tick for all sockets); libwebsockets' own validity
+     * timers cost a sorted insert per socket. */
+    info.retry_and_idle_policy = &no_validity;
+    info.user = ws;
+    ws->ctx = lws_create_context(&info);
+    if (!ws->ctx) {
+        free(ws);
+        return PL_ECONFIG;
+    }
+    ws->vhost = lws_create_vhost(ws->ctx, &info);
+    if (!ws->vhost) {
+        lws_context_destroy(ws->ctx);
+        free(ws);
+        return PL_ECONFIG;
+    }
+    uv_timer_init(app->loop, &ws->tick);
+    ws->tick.data = ws;
+    uv_timer_start(&ws->tick, on_tick, 1000, 1000);
+    uv_unref((uv_handle_t *)&ws->tick);
+    *out = ws;
+    return 0;
+}
+
+/* libwebsockets logs every adoption at error level ("calling service"); real errors and
+ * warnings go to our log. */
+static void on_log(int level, const char *line)
+{
+    if (strstr(line, "calling service"))
+        return;
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", line);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    if (level & LLL_ERR)
+        pl_log_warn("libwebsockets", PL_LS("line", msg));
+    else
+        pl_log_debug("libwebsockets", PL_LS("line", msg));
+}
+
+void pl_ws_close_all(pl_ws_t *ws)
+{
+    ws->closing = true;
+    for (session_t *s = ws->all; s; s = s->next)
+        session_close(s, LWS_CLOSE_STATUS_GOINGAWAY);
+}
+
+size_t pl_ws_open_sockets(const pl_ws_t *ws)
+{
+    return (size_t)ws->stats.open + pl_map_size(&ws->pending);
+}
+
+void pl_ws_get_stats(const pl_ws_t *ws, pl_ws_stats_t *out)
+{
+    *out = ws->stats;
+}
+
+void pl_ws_destroy_begin(pl_ws_t *ws)
+{
+    if (!ws)
+        return;
+    ws->closing = true;
+    uv_timer_stop(&ws->tick);
+    uv_close((uv_handle_t *)&ws->tick, NULL);
+    if (ws->ctx)
+        lws_context_destroy(ws->ctx);
+}
+
+void pl_ws_destroy_end(pl_ws_t *ws)
+{
+    if (!ws)
+        return;
+    /* The second call completes what the first started once the loop closed lws's
+     * handles; libwebsockets clears ws->ctx (info.pcontext) when it is done. */
+    if (ws->ctx)
+        lws_context_destroy(ws->ctx);
+    /* Sessions that never reached ESTABLISHED. */
+    pl_map_iter_t it;
+    void *val;
+    pl_map_iter_init(&it, &ws->pending);
+    while (pl_map_iter_next(&it, NULL, NULL, &val))
+        session_free(val);
+    pl_map_free(&ws->pending);
+    pl_map_free(&ws->sessions);
+    free(ws);
+}
+
+/* ---- the upgrade (an HTTP handler) ---- */
+
+static bool header_has_token(pl_str_t v, const char *token)
+{
+    size_t n = strlen(token);
+    const char *p = v.ptr, *end = v.ptr + v.len;
+    while (p && p < end) {
+        while (p < end && (*p == ' ' || *p == ',' || *p == '\t'))
+            p++;
+        const char *q = p;
+        while (q < end && *q != ',')
+            q++;
+        const char *e = q;
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if ((size_t)(e - p) == n && strncasecmp(p, token, n) == 0)
+            return true;
+        p = q;
+    }
+    return false;
+}
+
+void api_ws_upgrade(pl_call_t *call)
+{
+    pl_app_t *app = call->app;
+    pl_http_req_t *req = call->req;
+    if (!app->ws) {
+        api_error(call, 503, "store_unavailable", "the WebSocket channel is not running");
+        return;
+    }
+    /* The token: ?token= (browsers cannot set headers on a WebSocket) or a bearer header. */
+    char *tok = malloc(PL_TOKEN_MAX + 1);
+    if (!tok) {
+        api_error(call, 503, "overloaded", "out of memory");
+        return;
+    }
+    int rc = PL_EAUTH;
+    if (api_query(call, "token", tok, PL_TOKEN_MAX + 1) && tok[0])
+        rc = pl_auth_verify_signaling(app->auth, tok, strlen(tok), call->now_ms, &call->sig);
+    free(tok);
+    if (rc == PL_EAUTH && pl_http_header(req, "Authorization").ptr) {
+        rc = api_auth_signaling(call, NULL) ? 0 : 1;
+        if (rc)
+            return; /* answered */
+    }
+    if (rc) {
+        api_error(call, 401, "unauthorized", "%s",
+                  rc == PL_EEXPIRED ? "signaling token expired"
+                                    : "a signaling token is required (?token= or bearer)");
+        return;
+    }
+    memcpy(call->room_id, call->sig.room_id, PL_ID_SIZE);
+
+    pl_str_t upgrade = pl_http_header(req, "Upgrade");
+    pl_str_t connection = pl_http_header(req, "Connection");
+    pl_str_t key = pl_http_header(req, "Sec-WebSocket-Key");
+    pl_str_t version = pl_http_header(req, "Sec-WebSocket-Version");
+    if (!upgrade.ptr || !header_has_token(upgrade, "websocket") || !connection.ptr ||
+        !header_has_token(connection, "upgrade")) {
+        pl_http_add_header(req, "Upgrade", "websocket");
+        api_error(call, 426, "upgrade_required", "this endpoint speaks WebSocket only");
+        return;
+    }
+    if (!version.ptr || !pl_str_eq(version, "13")) {
+        pl_http_add_header(req, "Sec-WebSocket-Version", "13");
+        api_error(call, 426, "upgrade_required", "Sec-WebSocket-Version 13 is required");
+        return;
+    }
+    /* The key is 16 bytes in base64: 22 characters and "==". */
+    bool key_ok = key.ptr && key.len == 24 && key.ptr[22] == '=' && key.ptr[23] == '=';
+    for (size_t i = 0; key_ok && i < 22; i++) {
+        char c = key.ptr[i];
+        key_ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '+' || c == '/';
+    }
+    if (!key_ok) {
+        api_error(call, 400, "bad_request", "Sec-WebSocket-Key must be 16 bytes in base64");
+        return;
+    }
+    api_rate(call, "poll", call->sig.peer_id, &app->cfg->rl_poll, upgrade_step);
+}
+
+static void upgrade_step(pl_call_t *call)
+{
+    int rc = call->app->store->get_member(call->app->store, call->room_id, call->sig.peer_id,
+                                          on_upgrade_member, call);
+    if (rc)
+        api_store_error(call, rc);
+}
+
+static void on_upgrade_member(void *ud, int status, const pl_room_t *room,
+                              const pl_member_t *member)
+{
+    pl_call_t *call = ud;
+    pl_app_t *app = call->app;
+    pl_ws_t *ws = app->ws;
+    pl_http_req_t *req = call->req;
+    (void)room;
+    (void)member;
+    if (status) {
+        api_store_error(call, status);
+        return;
+    }
+    session_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        api_error(call, 503, "overloaded", "out of memory");
+        return;
+    }
+    s->ws = ws;
+    s->id = ++ws->next_id;
+    s->sig = call->sig;
+    s->tail = &s->head;
+    s->sink.wake = session_wake;
+    pl_buf_init(&s->rx);
+    snprintf(s->client_ip, sizeof s->client_ip, "%s", call->client_ip);
+
+    /* libwebsockets parses the upgrade again: hand it a minimal request carrying what the
+     * handshake needs, and the session id to find the session when it is established. */
+    pl_str_t key = pl_http_header(req, "Sec-WebSocket-Key");
+    pl_str_t proto = pl_http_header(req, "Sec-WebSocket-Protocol");
+    pl_buf_t hs;
+    pl_buf_init(&hs);
+    pl_buf_printf(&hs,
+                  "GET /signaling/ws?sid=%llu HTTP/1.1\r\nHost: parley\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Key: %.*s\r\nSec-WebSocket-Version: 13\r\n",
+                  (unsigned long long)s->id, (int)key.len, key.ptr);
+    if (proto.ptr && header_has_token(proto, "parley.v1"))
+        pl_buf_appends(&hs, "Sec-WebSocket-Protocol: parley.v1\r\n");
+    pl_buf_appends(&hs, "\r\n");
+
+    char sid[24];
+    snprintf(sid, sizeof sid, "%llu", (unsigned long long)s->id);
+    int fd = -1;
+    size_t head_len = hs.len;
+    if (!hs.data || pl_map_put(&ws->pending, sid, strlen(sid), s) ||
+        pl_http_take_socket(req, 101, &fd, &hs) != 0) {
+        pl_map_del(&ws->pending, sid, strlen(sid));
+        pl_buf_free(&hs);
+        session_free(s);
+        api_error(call, 503, "overloaded", "cannot take the connection over");
+        return;
+    }
+    /* The request is answered (101); only the call remains to be freed. */
+    api_call_free(call);
+    if (hs.len - head_len > EARLY_MAX || hs.len > HANDSHAKE_MAX + EARLY_MAX) {
+        /* Frames before the handshake answer are a protocol violation anyway. */
+        close(fd);
+        pl_map_del(&ws->pending, sid, strlen(sid));
+        session_free(s);
+        pl_buf_free(&hs);
+        return;
+    }
+    struct lws *wsi = lws_adopt_socket_vhost_readbuf(ws->vhost, fd, hs.data, hs.len);
+    pl_buf_free(&hs);
+    if (!wsi) {
+        /* libwebsockets closed the descriptor itself. The session may already be gone if
+         * the handshake failed inside the call (CLOSED ran); only free it if still ours. */
+        session_t *p = pl_map_del(&ws->pending, sid, strlen(sid));
+        if (p)
+            session_free(p);
+        pl_log_warn("websocket adoption failed", PL_LS("sid", sid));
+    }
+}
+
+/* ---- libwebsockets callbacks ---- */
+
+static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                  size_t len)
+{
+    session_t **slot = user;
+    session_t *s = slot ? *slot : NULL;
+    struct lws_context *ctx = lws_get_context(wsi);
+    pl_ws_t *ws = ctx ? lws_context_user(ctx) : NULL;
+
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED: {
+        char arg[32];
+        /* Copies "sid=N" into arg and points past the name. */
+        const char *sid = ws ? lws_get_urlarg_by_name(wsi, "sid=", arg, sizeof arg) : NULL;
+        if (!sid)
+            return -1;
+        s = pl_map_del(&ws->pending, sid, strlen(sid));
+        if (!s)
+            return -1;
+        *slot = s;
+        s->wsi = wsi;
+        s->established = true;
+        char key[24];
+        snprintf(key, sizeof key, "%llu", (unsigned long long)s->id);
+        if (pl_map_put(&ws->sessions, key, strlen(key), s)) {
+            *slot = NULL;
+            session_free(s);
+            return -1;
+        }
+        s->next = ws->all;
+        if (ws->all)
+            ws->all->prev = s;
+        ws->all = s;
+        ws->stats.open++;
+        ws->stats.total++;
+        int64_t now = pl_now_ms();
+        s->last_seen_ms = s->last_refresh_ms = now;
+        s->next_ping_ms = now + (int64_t)ws->app->cfg->ws_ping_interval * 1000;
+        pl_hub_sink_t *old = pl_hub_attach(ws->app->hub, &s->sink, s->sig.room_id, s->sig.peer_id);
+        if (old)
+            session_close((session_t *)old, CLOSE_REPLACED);
+        pl_log_info("websocket open", PL_LS("room", s->sig.room_id), PL_LS("peer", s->sig.peer_id),
+                    PL_LS("client", s->client_ip));
+        /* Whatever waited before the socket opened goes first. */
+        session_wake(&s->sink);
+        if (ws->closing)
+            session_close(s, LWS_CLOSE_STATUS_GOINGAWAY);
+        break;
+    }
+
+    case LWS_CALLBACK_RECEIVE: {
+        if (!s)
+            return -1;
+        s->last_seen_ms = pl_now_ms();
+        ws->stats.bytes_received += len;
+        if (lws_is_first_fragment(wsi)) {
+            pl_buf_reset(&s->rx);
+            s->rx_binary = lws_frame_is_binary(wsi);
+        }
+        if (s->rx.len + len > ws->app->cfg->max_body) {
+            count_close(ws, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                             (unsigned char *)"message too big", 15);
+            return -1;
+        }
+        if (pl_buf_append(&s->rx, in, len)) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, NULL, 0);
+            return -1;
+        }
+        if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+            ws->stats.received++;
+            handle_message(s);
+            pl_buf_reset(&s->rx);
+            /* A large message's buffer is not kept for an idle socket. */
+            if (s->rx.cap > 4096)
+                pl_buf_free(&s->rx);
+        }
+        break;
+    }
+
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (s)
+            s->last_seen_ms = pl_now_ms();
+        break;
+
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (ws && len >= 2) {
+            const unsigned char *p = in;
+            count_close(ws, (p[0] << 8) | p[1]);
+        }
+        break;
+
+    case LWS_CALLBACK_SERVER_WRITEABLE: {
+        if (!s)
+            return -1;
+        if (s->close_code) {
+            const char *why = s->close_code == CLOSE_REPLACED  ? "replaced"
+                              : s->close_code == CLOSE_TIMEOUT ? "timeout"
+                              : s->close_code == 1013          ? "overloaded"
+                              : s->close_code == 1008          ? "token expired"
+                              : s->close_code == 1001          ? "server shutting down"
+                                                               : "";
+            if (s->close_sent)
+                break;
+            /* The close frame goes out as a control frame of its own; libwebsockets then
+             * closes when the client answers it, or after the timeout. (Returning -1 after
+             * lws_close_reason() drops the connection without the frame on adopted sockets.) */
+            unsigned char frame[LWS_PRE + 2 + 32];
+            size_t wl = strlen(why);
+            frame[LWS_PRE] = (unsigned char)(s->close_code >> 8);
+            frame[LWS_PRE + 1] = (unsigned char)(s->close_code & 0xff);
+            memcpy(frame + LWS_PRE + 2, why, wl);
+            count_close(ws, s->close_code);
+            s->close_sent = true;
+            if (lws_write(wsi, frame + LWS_PRE, 2 + wl, (enum lws_write_protocol)LWS_WRITE_CLOSE_) <
+                0)
+                return -1;
+            lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 3);
+            break;
+        }
+        if (s->ping_due) {
+            unsigned char ping[LWS_PRE + 1];
+            s->ping_due = false;
+            if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+                return -1;
+            if (s->head)
+                lws_callback_on_writable(wsi);
+            break;
+        }
+        frame_t *f = s->head;
+        if (!f)
+            break;
+        s->head = f->next;
+        if (!s->head)
+            s->tail = &s->head;
+        s->queued_bytes -= f->len;
+        s->queued_msgs--;
+        int n = lws_write(wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
+        ws->stats.bytes_sent += f->len;
+        free(f);
+        if (n < 0)
+            return -1;
+        if (s->head)
+            lws_callback_on_writable(wsi);
+        /* Room again: take more from the inbox. */
+        if (s->stalled_since_ms || s->dirty) {
+            s->stalled_since_ms = 0;
+            pl_hub_poke(ws->app->hub, &s->sink);
+        }
+        break;
+    }
+
+    case LWS_CALLBACK_CLOSED:
+        if (s) {
+            *slot = NULL;
+            session_free(s);
+        }
+        break;
+
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* ---- sessions ---- */
+
+static session_t *session_by_id(pl_ws_t *ws, uint64_t id)
+{
+    char key[24];
+    snprintf(key, sizeof key, "%llu", (unsigned long long)id);
+    return pl_map_get(&ws->sessions, key, strlen(key));
+}
+
+static void session_free(session_t *s)
+{
+    pl_ws_t *ws = s->ws;
+    if (s->established) {
+        char key[24];
+        snprintf(key, sizeof key, "%llu", (unsigned long long)s->id);
+        pl_map_del(&ws->sessions, key, strlen(key));
+        if (s->prev)
+            s->prev->next = s->next;
+        else
+            ws->all = s->next;
+        if (s->next)
+            s->next->prev = s->prev;
+        ws->stats.open--;
+        pl_hub_detach(ws->app->hub, &s->sink);
+        pl_log_info("websocket closed", PL_LS("room", s->sig.room_id),
+                    PL_LS("peer", s->sig.peer_id));
+    }
+    while (s->head) {
+        frame_t *f = s->head;
+        s->head = f->next;
+        free(f);
+    }
+    pl_buf_free(&s->rx);
+    free(s);
+}
+
+/* Closing happens from a writable callback, where libwebsockets lets us set the code. */
+static void session_close(session_t *s, int code)
+{
+    if (s->close_code || !s->wsi)
+        return;
+    s->close_code = code;
+    lws_callback_on_writable(s->wsi);
+}
+
+static bool session_enqueue(session_t *s, const char *text, size_t len)
+{
+    frame_t *f = malloc(sizeof *f + LWS_PRE + len);
+    if (!f)
+        return false;
+    f->next = NULL;
+    f->len = len;
+    memcpy(f->buf + LWS_PRE, text, len);
+    *s->tail = f;
+    s->tail = &f->next;
+    s->queued_bytes += len;
+    s->queued_msgs++;
+    if (s->wsi)
+        lws_callback_on_writable(s->wsi);
+    return true;
+}
+
+static void session_send_json(session_t *s, json_t *msg)
+{
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    if (text) {
+        session_enqueue(s, text, strlen(text));
+        free(text);
+    }
+}
+
+static bool queue_full(const session_t *s)
+{
+    const pl_config_t *cfg = s->ws->app->cfg;
+    return s->queued_bytes >= cfg->ws_queue_bytes || s->queued_msgs >= cfg->ws_queue_messages;
+}
+
+/* Envelopes wait for this peer: move what fits in the queue from the inbox to the socket. */
+static void session_wake(pl_hub_sink_t *sink)
+{
+    session_t *s = (session_t *)sink;
+    pl_store_t *store = s->ws->app->store;
+    if (s->close_code)
+        return;
+    if (s->popping) {
+        s->dirty = true;
+        return;
+    }
+    if (queue_full(s)) {
+        s->dirty = true;
+        if (!s->stalled_since_ms)
+            s->stalled_since_ms = pl_now_ms();
+        return;
+    }
+    size_t room = s->ws->app->cfg->ws_queue_messages - s->queued_msgs;
+    s->popping = true;
+    s->dirty = false;
+    session_ref_t *ref = malloc(sizeof *ref);
+    if (!ref) {
+        s->popping = false;
+        return;
+    }
+    ref->ws = s->ws;
+    ref->id = s->id;
+    int rc = store->pop(store, s->sig.room_id, s->sig.peer_id, PL_ENV_ALL,
+                        room < POLL_BATCH ? room : POLL_BATCH, on_popped, ref);
+    if (rc) {
+        free(ref);
+        s->popping = false;
+    }
+}
+
+static void on_popped(void *ud, int status, const pl_envelope_t *envs, size_t n)
+{
+    session_ref_t ref = *(session_ref_t *)ud;
+    free(ud);
+    /* The store may answer later; the session may have closed meanwhile. Envelopes popped
+     * for a closed session are lost, as they would be for a dropped long-poll. */
+    pl_ws_t *ws = ref.ws;
+    session_t *s = session_by_id(ws, ref.id);
+    if (!s)
+        return;
+    s->popping = false;
+    if (status == PL_EFORBIDDEN || status == PL_ENOTFOUND) {
+        /* The member left or expired: nothing will ever arrive here again. */
+        session_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (session_enqueue(s, envs[i].json, envs[i].json_len))
+            ws->stats.pushed++;
+    }
+    /* A full batch means more may wait. */
+    if (n == POLL_BATCH || s->dirty)
+        pl_hub_poke(ws->app->hub, &s->sink);
+}
+
+/* ---- client messages ---- */
+
+static void send_error(session_t *s, const char *code, const char *message, json_t *ref)
+{
+    json_t *msg = json_pack("{s:s,s:s,s:s}", "type", "error", "code", code, "message", message);
+    if (msg && ref)
+        json_object_set(msg, "ref", ref);
+    if (msg)
+        session_send_json(s, msg);
+}
+
+/* Runs one client message through the handler of its REST twin, with a call that carries
+ * the socket's identity instead of an HTTP request. */
+static void handle_message(session_t *s)
+{
+    pl_ws_t *ws = s->ws;
+    if (s->rx_binary) {
+        send_error(s, "invalid_request", "messages are JSON text frames", NULL);
+        return;
+    }
+    json_error_t err;
+    json_t *msg = json_loadb(s->rx.data ? s->rx.data : "", s->rx.len,
+                             JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    if (!msg) {
+        char m[200];
+        snprintf(m, sizeof m, "invalid JSON at column %d: %s", err.column, err.text);
+        send_error(s, "invalid_json", m, NULL);
+        return;
+    }
+    if (!json_is_object(msg)) {
+        json_decref(msg);
+        send_error(s, "invalid_request", "a message is a JSON object", NULL);
+        return;
+    }
+    json_t *ref = json_object_get(msg, "ref");
+    if (ref && !json_is_string(ref) && !json_is_integer(ref)) {
+        json_decref(msg);
+        send_error(s, "invalid_request", "ref: expected a string or an integer", NULL);
+        return;
+    }
+    if (ref && json_is_string(ref) && json_string_length(ref) > REF_MAX) {
+        json_decref(msg);
+        send_error(s, "invalid_request", "ref: longer than 64 bytes", NULL);
+        return;
+    }
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    pl_call_fn handler = NULL;
+    if (!type)
+        handler = NULL;
+    else if (strcmp(type, "offer") == 0)
+        handler = api_post_offer;
+    else if (strcmp(type, "answer") == 0)
+        handler = api_post_answer;
+    else if (strcmp(type, "candidate") == 0)
+        handler = api_post_candidate;
+    else if (strcmp(type, "heartbeat") == 0)
+        handler = api_heartbeat;
+    else if (strcmp(type, "leave") == 0)
+        handler = api_leave_room;
+    if (!handler) {
+        send_error(s, "invalid_request",
+                   "type: expected offer, answer, candidate, heartbeat or leave", ref);
+        json_decref(msg);
+        return;
+    }
+    /* The socket's room is implied; naming another one is refused like a foreign token. */
+    json_t *rid = json_object_get(msg, "roomId");
+    if (rid && (!json_is_string(rid) || strcmp(json_string_value(rid), s->sig.room_id) != 0)) {
+        send_error(s, "forbidden", "this socket belongs to another room", ref);
+        json_decref(msg);
+        return;
+    }
+    json_object_set_new(msg, "roomId", json_string(s->sig.room_id));
+    /* A client message is a sign of life too. */
+    s->last_seen_ms = pl_now_ms();
+
+    pl_call_t *call = calloc(1, sizeof *call);
+    if (!call) {
+        json_decref(msg);
+        send_error(s, "internal", "out of memory", ref);
+        return;
+    }
+    call->app = ws->app;
+    call->req = NULL;
+    call->preauth = true;
+    call->sig = s->sig;
+    call->body = msg;
+    call->now_ms = pl_now_ms();
+    call->reply = ws_reply;
+    call->reply_id = s->id;
+    call->ws_type = handler == api_heartbeat    ? "heartbeat"
+                    : handler == api_leave_room ? "leave"
+                                                : "signal";
+    if (ref)
+        call->ws_ref = json_incref(ref);
+    snprintf(call->client_ip, sizeof call->client_ip, "%s", s->client_ip);
+    handler(call);
+}
+
+/* Answers of the REST handlers, turned into socket messages. */
+static void ws_reply(pl_call_t *call, int status, json_t *body)
+{
+    pl_ws_t *ws = call->app->ws;
+    session_t *s = ws ? session_by_id(ws, call->reply_id) : NULL;
+    if (!s) {
+        json_decref(body);
+        return;
+    }
+    json_t *ref = call->ws_ref;
+    if (status >= 400) {
+        json_t *e = json_object_get(body, "error");
+        send_error(s, json_string_value(json_object_get(e, "code")) ?: "internal",
+                   json_string_value(json_object_get(e, "message")) ?: "", ref);
+        json_decref(body);
+        return;
+    }
+    if (strcmp(call->ws_type, "leave") == 0) {
+        json_decref(body);
+        session_close(s, LWS_CLOSE_STATUS_NORMAL);
+        return;
+    }
+    if (strcmp(call->ws_type, "heartbeat") == 0) {
+        /* The answer carries a fresh token; the socket's own expiry follows it. */
+        s->sig.exp_ms = call->now_ms + (int64_t)call->app->cfg->room_ttl * 1000;
+        s->last_refresh_ms = call->now_ms;
+        json_object_set_new(body, "type", json_string("heartbeat"));
+        if (ref)
+            json_object_set(body, "ref", ref);
+        session_send_json(s, body);
+        return;
+    }
+    if (ref) {
+        json_t *ack = json_pack("{s:s,s:O,s:O}", "type", "ack", "ref", ref, "id",
+                                json_object_get(body, "id"));
+        if (ack)
+            session_send_json(s, ack);
+    }
+    json_decref(body);
+}
+
+static void count_close(pl_ws_t *ws, int code)
+{
+    pl_ws_stats_t *st = &ws->stats;
+    size_t i;
+    for (i = 0; i < st->nclose; i++)
+        if (st->close_codes[i] == code)
+            break;
+    if (i == st->nclose) {
+        if (st->nclose == sizeof st->close_codes / sizeof st->close_codes[0])
+            return;
+        st->nclose++;
+        st->close_codes[i] = (uint16_t)code;
+    }
+    st->close_counts[i]++;
+    if (code == 1013)
+        st->queue_overflows++;
+}
+
+/* ---- the tick: pings, liveness, token expiry, stalled consumers ---- */
+
+static void on_tick(uv_timer_t *t)
+{
+    pl_ws_t *ws = t->data;
+    const pl_config_t *cfg = ws->app->cfg;
+    pl_store_t *store = ws->app->store;
+    int64_t now = pl_now_ms();
+    int64_t ttl = (int64_t)cfg->member_ttl * 1000;
+    for (session_t *s = ws->all; s; s = s->next) {
+        if (s->close_code)
+            continue;
+        if (now >= s->sig.exp_ms) {
+            session_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+            continue;
+        }
+        if (now - s->last_seen_ms >= ttl) {
+            /* Silent past the member TTL: the member goes too, and the others hear it now
+             * rather than at the next sweep. */
+            session_close(s, CLOSE_TIMEOUT);
+            session_ref_t *ref = malloc(sizeof *ref);
+            if (ref) {
+                ref->ws = ws;
+                ref->id = s->id;
+                if (store->leave_room(store, s->sig.room_id, s->sig.peer_id, on_dropped, ref))
+                    free(ref);
+            }
+            continue;
+        }
+        if (s->stalled_since_ms &&
+            now - s->stalled_since_ms >= (int64_t)cfg->ws_stall_timeout * 1000) {
+            session_close(s, 1013);
+            continue;
+        }
+        /* A live socket keeps its member alive, as heartbeats would. */
+        if (s->last_seen_ms > s->last_refresh_ms && now - s->last_refresh_ms >= ttl / 3) {
+            s->last_refresh_ms = now;
+            store->heartbeat(store, s->sig.room_id, s->sig.peer_id, on_refreshed, NULL);
+        }
+        if (now >= s->next_ping_ms) {
+            s->next_ping_ms = now + (int64_t)cfg->ws_ping_interval * 1000;
+            s->ping_due = true;
+            lws_callback_on_writable(s->wsi);
+        }
+    }
+}
+
+static void on_refreshed(void *ud, int status, const pl_room_t *room, const pl_member_t *member)
+{
+    (void)ud;
+    (void)room;
+    (void)member;
+    if (status && status != PL_ENOTFOUND && status != PL_EFORBIDDEN)
+        pl_log_warn("websocket member refresh failed", PL_LS("error", pl_strerror(status)));
+}
+
+static void on_dropped(void *ud, int status, bool room_removed, const pl_member_t *remaining,
+                       size_t n)
+{
+    session_ref_t ref = *(session_ref_t *)ud;
+    free(ud);
+    (void)room_removed;
+    session_t *s = session_by_id(ref.ws, ref.id);
+    if (status || !s)
+        return;
+    pl_member_t gone = {0};
+    memcpy(gone.peer_id, s->sig.peer_id, PL_ID_SIZE);
+    snprintf(gone.user_id, sizeof gone.user_id, "%s", s->sig.user_id);
+    snprintf(gone.name, sizeof gone.name, "%s", s->sig.name);
+    api_fanout_peer_left(ref.ws->app, s->sig.room_id, &gone, remaining, n);
+}
