@@ -31,6 +31,8 @@ PACKAGES=(
   python3-websockets
   python3-jwt
   python3-cryptography
+  chromium           # tests/browser: Debian's Chromium (/usr/bin/chromium), driven by playwright-core
+  nodejs             # tests/browser runs on node (the machines' NodeSource Node.js 20 counts)
   # style
   clang-format
 )
@@ -42,6 +44,12 @@ case "${1:-}" in
   -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
   *) echo "install-deps.sh: unknown argument: $1" >&2; exit 2 ;;
 esac
+
+# npm comes with NodeSource's nodejs but is a package of its own in Debian: asked for only
+# when no npm is on PATH (tests/run.sh runs `npm ci` in tests/browser).
+if ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(npm)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The single test command for Parley (also what CI runs, through .ci/run).
 #
-#   1. installs the Debian packages (deploy/install-deps.sh; instant when all are present),
+#   1. installs the Debian packages (deploy/install-deps.sh; instant when all are present)
+#      and tests/browser's node packages (`npm ci`, only when package-lock.json changed),
 #   2. configures and builds two trees: build/ (normal) and build-asan/ (-DPARLEY_SANITIZE=ON:
 #      AddressSanitizer + UndefinedBehaviorSanitizer),
 #   3. runs `ctest --output-on-failure` in both,
@@ -66,6 +67,20 @@ run_ctest_asan() {
 }
 
 step "install dependencies" "$ROOT/deploy/install-deps.sh" || true
+
+# tests/browser's node packages (playwright-core, pinned in package-lock.json): `npm ci` only
+# when node_modules is missing or package.json / package-lock.json changed since the last one.
+browser_deps() {
+  local dir="$ROOT/tests/browser" want
+  local stamp="$dir/node_modules/.parley-installed"
+  want="$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)"
+  if [ -d "$dir/node_modules/playwright-core" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    echo "browser deps: node_modules up to date"
+    return 0
+  fi
+  (cd "$dir" && npm ci --no-audit --no-fund) && echo "$want" >"$stamp"
+}
+step "browser test deps (npm ci)" browser_deps || true
 
 # ---------------------------------------------------------------------------------------
 # REDIS: reserved place. The redis store engine's tests will need a redis-server started
