@@ -477,6 +477,10 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         break;
 
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* The answer to our own close frame: done. Letting libwebsockets go on would echo it
+         * with a second close frame, which RFC 6455 forbids (it did not write ours). */
+        if (s && s->close_sent)
+            return -1;
         if (ws && len >= 2) {
             const unsigned char *p = in;
             count_close(ws, (p[0] << 8) | p[1]);

@@ -55,12 +55,6 @@ const CHROMIUM_ARGS = [
   '--allow-loopback-in-peer-connection',
 ];
 const ALL_VARIANTS = ['rest', 'ws'];
-// Known server bug, tolerated (and reported) while it lasts: parleyd closes the socket after
-// {"type":"leave"} with Close 1000, then answers the client's Close reply with a second Close
-// frame; Chromium fails the socket ("Close received after close") and reports 1006. Only that
-// exact failure is tolerated. Set to false once the server is fixed.
-const KNOWN_WS_DOUBLE_CLOSE = true;
-const DOUBLE_CLOSE_SIGNATURE = 'Close received after close';
 
 // ---- small helpers ------------------------------------------------------------------------
 
@@ -209,7 +203,6 @@ async function runVariant(browser, pageOrigin, variant) {
   let pages = {};
   let failure = null;
   let detail = '';
-  let knownIssue = null;
   const started = Date.now();
   const deadline = started + VARIANT_TIMEOUT_MS;
   // Every awaited step is bounded by the variant's deadline (and by STEP_TIMEOUT_MS).
@@ -297,16 +290,9 @@ async function runVariant(browser, pageOrigin, variant) {
       B.evaluate(() => parley.leave()),
       'B to leave the room',
     );
-    if (variant === 'ws' && left.close !== 1000) {
-      const signature = () => consoles.B.some((l) => l.includes(DOUBLE_CLOSE_SIGNATURE));
-      for (let i = 0; i < 50 && !signature(); i++) await sleep(20);
-      if (KNOWN_WS_DOUBLE_CLOSE && left.close === 1006 && signature()) {
-        knownIssue =
-          'KNOWN SERVER BUG: after {"type":"leave"} parleyd sends a second Close frame in answer to ' +
-          "the client's Close reply (RFC 6455 5.5.1); Chromium reports 1006 instead of 1000";
-      } else {
-        assert(false, `leave over the socket: close code ${left.close}, expected 1000`);
-      }
+    if (variant === 'ws') {
+      // A second close frame from the server (RFC 6455 5.5.1) makes Chromium report 1006.
+      assert(left.close === 1000, `leave over the socket: close code ${left.close}, expected 1000`);
     } else if (variant !== 'ws') {
       assert(left.status === 204, `POST leave-room: HTTP ${left.status}, expected 204`);
     }
@@ -376,7 +362,6 @@ async function runVariant(browser, pageOrigin, variant) {
   const secs = ((Date.now() - started) / 1000).toFixed(1);
   if (!failure) {
     if (KEEP_LOGS) console.log(`  parleyd log: ${srv.saveLog()}`);
-    if (knownIssue) console.log(`  ${knownIssue}`);
     console.log(`PASS ${variant} (${secs} s): ${detail}`);
     return true;
   }
