@@ -178,6 +178,9 @@ void api_metrics(pl_call_t *call);
 typedef struct pl_hub_sink pl_hub_sink_t;
 struct pl_hub_sink {
     void (*wake)(pl_hub_sink_t *sink);
+    /* The peer's membership ended (it left over REST, or its room closed): send `last`
+     * (a serialized envelope, or NULL) and close with code. */
+    void (*end)(pl_hub_sink_t *sink, int code, const char *why, const char *last);
     /* Owned by the hub while attached. */
     pl_hub_sink_t *check_prev, *check_next;
     bool attached, queued;
@@ -198,6 +201,8 @@ size_t pl_hub_waiting(const pl_hub_t *hub);
 pl_hub_sink_t *pl_hub_attach(pl_hub_t *hub, pl_hub_sink_t *sink, const char *room_id,
                              const char *peer_id);
 void pl_hub_detach(pl_hub_t *hub, pl_hub_sink_t *sink);
+/* The sink attached for (room, peer), or NULL. */
+pl_hub_sink_t *pl_hub_sink_for(pl_hub_t *hub, const char *room_id, const char *peer_id);
 /* Queues sink for a wake() on the next loop turn (e.g. after its queue drained). */
 void pl_hub_poke(pl_hub_t *hub, pl_hub_sink_t *sink);
 /* Answers every parked call (204 / empty events). */

@@ -198,6 +198,13 @@ void pl_hub_detach(pl_hub_t *hub, pl_hub_sink_t *sink)
     }
 }
 
+pl_hub_sink_t *pl_hub_sink_for(pl_hub_t *hub, const char *room_id, const char *peer_id)
+{
+    char key[KEY_SIZE];
+    make_key(key, room_id, peer_id);
+    return pl_map_get(&hub->sinks, key, strlen(key));
+}
+
 void pl_hub_poke(pl_hub_t *hub, pl_hub_sink_t *sink)
 {
     if (!sink->attached || sink->queued)
@@ -224,8 +231,21 @@ static void hub_on_member_expired(void *ud, const pl_room_t *room, const pl_memb
 static void hub_on_room_expired(void *ud, const pl_room_t *room, const pl_member_t *members,
                                 size_t n)
 {
-    (void)ud;
-    (void)members;
+    pl_hub_t *hub = ud;
+    /* The inboxes went with the room; connected sockets still hear that it closed. */
+    int64_t now = pl_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        pl_hub_sink_t *sink = pl_hub_sink_for(hub, room->id, members[i].peer_id);
+        if (!sink || !sink->end)
+            continue;
+        char id[PL_ID_SIZE];
+        json_t *env =
+            api_envelope_new(PL_ENV_ROOM_CLOSED, room->id, NULL, members[i].peer_id, now, id);
+        char *text = env ? json_dumps(env, JSON_COMPACT) : NULL;
+        json_decref(env);
+        sink->end(sink, 1000, "room closed", text);
+        free(text);
+    }
     pl_log_info("room closed", PL_LS("room", room->id), PL_LS("reason", "expired"),
                 PL_LI("members", n));
 }

@@ -627,6 +627,11 @@ static void on_left(void *ud, int status, bool room_removed, const pl_member_t *
     snprintf(leaver.user_id, sizeof leaver.user_id, "%s", call->sig.user_id);
     snprintf(leaver.name, sizeof leaver.name, "%s", call->sig.name);
     api_fanout_peer_left(call->app, call->room_id, &leaver, remaining, n);
+    /* A socket the peer still holds has nothing left to carry. (Over the socket itself the
+     * reply closes it instead.) */
+    pl_hub_sink_t *sink = pl_hub_sink_for(call->app->hub, call->room_id, call->sig.peer_id);
+    if (call->req && sink && sink->end)
+        sink->end(sink, 1000, "left", NULL);
     if (room_removed)
         pl_log_info("room closed", PL_LS("room", call->room_id), PL_LS("reason", "empty"));
     api_empty(call, 204);

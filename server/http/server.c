@@ -87,6 +87,7 @@ struct pl_http_server {
     char read_buf[65536];
     bool read_buf_busy;
     int64_t last_accept_warn_ms;
+    size_t external; /* handed-over connections still counted against the limit */
     /* Accepts the connection that could not be allocated, so that libuv keeps polling the
      * listener; closed at once. One at a time: a second failure while it closes waits. */
     uv_tcp_t spare;
@@ -213,6 +214,14 @@ size_t pl_http_server_open_connections(const pl_http_server_t *s)
     return s->nconns;
 }
 
+void pl_http_server_count_external(pl_http_server_t *s, int delta)
+{
+    if (delta < 0 && s->external < (size_t)-delta)
+        s->external = 0;
+    else
+        s->external += (size_t)(ssize_t)delta;
+}
+
 void pl_http_server_stats(const pl_http_server_t *s, pl_http_stats_t *out)
 {
     *out = s->stats;
@@ -288,7 +297,7 @@ static void on_connection(uv_stream_t *listener, int status)
             uv_ip4_name((struct sockaddr_in *)&c->req.peer_addr, c->req.peer_ip,
                         sizeof c->req.peer_ip);
     }
-    if (s->nconns > s->opts.max_connections || s->stopping) {
+    if (s->nconns + s->external > s->opts.max_connections || s->stopping) {
         /* Refuse at once and cheaply: one canned response, then close. The count includes
          * this connection, so exactly max_connections are served. */
         s->stats.connections_rejected++;

@@ -101,6 +101,9 @@ void pl_http_server_close_all(pl_http_server_t *s);
  * close callbacks (the listener's close is started by stop_accepting). */
 void pl_http_server_free(pl_http_server_t *s);
 size_t pl_http_server_open_connections(const pl_http_server_t *s);
+/* Connections that left HTTP for another owner (WebSockets) but still count against
+ * max_connections: +1 when one is handed over, -1 when it closes. */
+void pl_http_server_count_external(pl_http_server_t *s, int delta);
 void pl_http_server_stats(const pl_http_server_t *s, pl_http_stats_t *out);
 
 /* The first header named `name` (case-insensitive), or a NULL pl_str_t. */

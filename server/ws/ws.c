@@ -33,6 +33,7 @@
 #define POLL_BATCH     64
 #define CLOSE_REPLACED 4001
 #define CLOSE_TIMEOUT  4002
+#define CLOSE_GRACE_S  3
 /* libwebsockets' write type for a close frame; the public header keeps only the number. */
 #define LWS_WRITE_CLOSE_ 4
 
@@ -69,7 +70,9 @@ struct session {
     bool popping, dirty;
     bool ping_due;
     bool close_sent;
+    bool counted;   /* against PARLEY_MAX_CONNECTIONS */
     int close_code; /* >0: close with this code at the next writable callback */
+    const char *close_why;
     int64_t last_seen_ms, last_refresh_ms, next_ping_ms, stalled_since_ms;
 };
 
@@ -91,7 +94,8 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 static void on_tick(uv_timer_t *t);
 static void on_log(int level, const char *line);
 static void session_wake(pl_hub_sink_t *sink);
-static void session_close(session_t *s, int code);
+static void session_end(pl_hub_sink_t *sink, int code, const char *why, const char *last);
+static void session_close(session_t *s, int code, const char *why);
 static void session_free(session_t *s);
 static void session_send_json(session_t *s, json_t *msg);
 static bool session_enqueue(session_t *s, const char *text, size_t len);
@@ -183,7 +187,7 @@ void pl_ws_close_all(pl_ws_t *ws)
 {
     ws->closing = true;
     for (session_t *s = ws->all; s; s = s->next)
-        session_close(s, LWS_CLOSE_STATUS_GOINGAWAY);
+        session_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 }
 
 size_t pl_ws_open_sockets(const pl_ws_t *ws)
@@ -266,7 +270,7 @@ void api_ws_upgrade(pl_call_t *call)
     if (api_query(call, "token", tok, PL_TOKEN_MAX + 1) && tok[0])
         rc = pl_auth_verify_signaling(app->auth, tok, strlen(tok), call->now_ms, &call->sig);
     free(tok);
-    if (rc == PL_EAUTH && pl_http_header(req, "Authorization").ptr) {
+    if (rc && pl_http_header(req, "Authorization").ptr) {
         rc = api_auth_signaling(call, NULL) ? 0 : 1;
         if (rc)
             return; /* answered */
@@ -339,6 +343,7 @@ static void on_upgrade_member(void *ud, int status, const pl_room_t *room,
     s->sig = call->sig;
     s->tail = &s->head;
     s->sink.wake = session_wake;
+    s->sink.end = session_end;
     pl_buf_init(&s->rx);
     snprintf(s->client_ip, sizeof s->client_ip, "%s", call->client_ip);
 
@@ -368,8 +373,11 @@ static void on_upgrade_member(void *ud, int status, const pl_room_t *room,
         api_error(call, 503, "overloaded", "cannot take the connection over");
         return;
     }
-    /* The request is answered (101); only the call remains to be freed. */
+    /* The request is answered (101); only the call remains to be freed. The socket still
+     * counts against PARLEY_MAX_CONNECTIONS until its session is freed. */
     api_call_free(call);
+    s->counted = true;
+    pl_http_server_count_external(app->http, +1);
     if (hs.len - head_len > EARLY_MAX || hs.len > HANDSHAKE_MAX + EARLY_MAX) {
         /* Frames before the handshake answer are a protocol violation anyway. */
         close(fd);
@@ -431,13 +439,13 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         s->next_ping_ms = now + (int64_t)ws->app->cfg->ws_ping_interval * 1000;
         pl_hub_sink_t *old = pl_hub_attach(ws->app->hub, &s->sink, s->sig.room_id, s->sig.peer_id);
         if (old)
-            session_close((session_t *)old, CLOSE_REPLACED);
+            session_close((session_t *)old, CLOSE_REPLACED, "replaced");
         pl_log_info("websocket open", PL_LS("room", s->sig.room_id), PL_LS("peer", s->sig.peer_id),
                     PL_LS("client", s->client_ip));
         /* Whatever waited before the socket opened goes first. */
         session_wake(&s->sink);
         if (ws->closing)
-            session_close(s, LWS_CLOSE_STATUS_GOINGAWAY);
+            session_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
         break;
     }
 
@@ -490,13 +498,10 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_SERVER_WRITEABLE: {
         if (!s)
             return -1;
-        if (s->close_code) {
-            const char *why = s->close_code == CLOSE_REPLACED  ? "replaced"
-                              : s->close_code == CLOSE_TIMEOUT ? "timeout"
-                              : s->close_code == 1013          ? "overloaded"
-                              : s->close_code == 1008          ? "token expired"
-                              : s->close_code == 1001          ? "server shutting down"
-                                                               : "";
+        /* A graceful close lets what is queued out first (a room-closed notice, acks); an
+         * overloaded consumer gets its close at once. */
+        if (s->close_code && (s->close_code == 1013 || !s->head)) {
+            const char *why = s->close_why ? s->close_why : "";
             if (s->close_sent)
                 break;
             /* The close frame goes out as a control frame of its own; libwebsockets then
@@ -507,7 +512,6 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             frame[LWS_PRE] = (unsigned char)(s->close_code >> 8);
             frame[LWS_PRE + 1] = (unsigned char)(s->close_code & 0xff);
             memcpy(frame + LWS_PRE + 2, why, wl);
-            count_close(ws, s->close_code);
             s->close_sent = true;
             if (lws_write(wsi, frame + LWS_PRE, 2 + wl, (enum lws_write_protocol)LWS_WRITE_CLOSE_) <
                 0)
@@ -516,9 +520,12 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             break;
         }
         if (s->ping_due) {
-            unsigned char ping[LWS_PRE + 1];
+            /* A ping with a payload: libwebsockets drops empty pongs without telling us,
+             * so an empty ping's answer would not count as life. */
+            unsigned char ping[LWS_PRE + 8];
+            memcpy(ping + LWS_PRE, "parley\0\0", 8);
             s->ping_due = false;
-            if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+            if (lws_write(wsi, ping + LWS_PRE, 8, LWS_WRITE_PING) < 0)
                 return -1;
             if (s->head)
                 lws_callback_on_writable(wsi);
@@ -572,6 +579,8 @@ static session_t *session_by_id(pl_ws_t *ws, uint64_t id)
 static void session_free(session_t *s)
 {
     pl_ws_t *ws = s->ws;
+    if (s->counted && ws->app->http)
+        pl_http_server_count_external(ws->app->http, -1);
     if (s->established) {
         char key[24];
         snprintf(key, sizeof key, "%llu", (unsigned long long)s->id);
@@ -597,11 +606,18 @@ static void session_free(session_t *s)
 }
 
 /* Closing happens from a writable callback, where libwebsockets lets us set the code. */
-static void session_close(session_t *s, int code)
+/* Closing happens from a writable callback, where the close frame is written. A client
+ * that never reads would never let it out, so libwebsockets drops the connection anyway
+ * when the frame is not out after CLOSE_GRACE_S. The close is counted here, when it is
+ * decided. */
+static void session_close(session_t *s, int code, const char *why)
 {
     if (s->close_code || !s->wsi)
         return;
     s->close_code = code;
+    s->close_why = why;
+    count_close(s->ws, code);
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_GRACE_S);
     lws_callback_on_writable(s->wsi);
 }
 
@@ -636,6 +652,14 @@ static bool queue_full(const session_t *s)
 {
     const pl_config_t *cfg = s->ws->app->cfg;
     return s->queued_bytes >= cfg->ws_queue_bytes || s->queued_msgs >= cfg->ws_queue_messages;
+}
+
+static void session_end(pl_hub_sink_t *sink, int code, const char *why, const char *last)
+{
+    session_t *s = (session_t *)sink;
+    if (last && session_enqueue(s, last, strlen(last)))
+        s->ws->stats.pushed++;
+    session_close(s, code, why);
 }
 
 /* Envelopes wait for this peer: move what fits in the queue from the inbox to the socket. */
@@ -686,7 +710,7 @@ static void on_popped(void *ud, int status, const pl_envelope_t *envs, size_t n)
     s->popping = false;
     if (status == PL_EFORBIDDEN || status == PL_ENOTFOUND) {
         /* The member left or expired: nothing will ever arrive here again. */
-        session_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        session_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "no longer a member");
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -816,7 +840,7 @@ static void ws_reply(pl_call_t *call, int status, json_t *body)
     }
     if (strcmp(call->ws_type, "leave") == 0) {
         json_decref(body);
-        session_close(s, LWS_CLOSE_STATUS_NORMAL);
+        session_close(s, LWS_CLOSE_STATUS_NORMAL, "");
         return;
     }
     if (strcmp(call->ws_type, "heartbeat") == 0) {
@@ -869,13 +893,13 @@ static void on_tick(uv_timer_t *t)
         if (s->close_code)
             continue;
         if (now >= s->sig.exp_ms) {
-            session_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+            session_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token expired");
             continue;
         }
         if (now - s->last_seen_ms >= ttl) {
             /* Silent past the member TTL: the member goes too, and the others hear it now
              * rather than at the next sweep. */
-            session_close(s, CLOSE_TIMEOUT);
+            session_close(s, CLOSE_TIMEOUT, "timeout");
             session_ref_t *ref = malloc(sizeof *ref);
             if (ref) {
                 ref->ws = ws;
@@ -887,7 +911,7 @@ static void on_tick(uv_timer_t *t)
         }
         if (s->stalled_since_ms &&
             now - s->stalled_since_ms >= (int64_t)cfg->ws_stall_timeout * 1000) {
-            session_close(s, 1013);
+            session_close(s, 1013, "overloaded");
             continue;
         }
         /* A live socket keeps its member alive, as heartbeats would. */
