@@ -241,7 +241,7 @@ void api_error(pl_call_t *call, int status, const char *code, const char *fmt, .
     if (status == 401) {
         size_t len;
         call_header(call, "WWW-Authenticate",
-                    call->req && bearer(call, &len)
+                    call->token_given || (call->req && bearer(call, &len))
                         ? "Bearer realm=\"parley\", error=\"invalid_token\""
                         : "Bearer realm=\"parley\"");
     }

@@ -61,6 +61,7 @@ struct pl_call {
      * when the socket opened (preauth), and every answer goes to reply(), which takes the
      * body (or NULL) and must not free the call. */
     bool preauth;
+    bool token_given; /* a token came some other way than the Authorization header */
     void (*reply)(pl_call_t *call, int status, json_t *body);
     uint64_t reply_id;
     const char *ws_type; /* "signal", "heartbeat" or "leave" */

@@ -267,7 +267,8 @@ void api_ws_upgrade(pl_call_t *call)
         return;
     }
     int rc = PL_EAUTH;
-    if (api_query(call, "token", tok, PL_TOKEN_MAX + 1) && tok[0])
+    bool given = api_query(call, "token", tok, PL_TOKEN_MAX + 1) && tok[0];
+    if (given)
         rc = pl_auth_verify_signaling(app->auth, tok, strlen(tok), call->now_ms, &call->sig);
     free(tok);
     if (rc && pl_http_header(req, "Authorization").ptr) {
@@ -276,6 +277,8 @@ void api_ws_upgrade(pl_call_t *call)
             return; /* answered */
     }
     if (rc) {
+        /* A token was given and refused: say so, as for a bad bearer token. */
+        call->token_given = given;
         api_error(call, 401, "unauthorized", "%s",
                   rc == PL_EEXPIRED ? "signaling token expired"
                                     : "a signaling token is required (?token= or bearer)");
@@ -757,9 +760,9 @@ static void handle_message(session_t *s)
         return;
     }
     json_t *ref = json_object_get(msg, "ref");
-    if (ref && !json_is_string(ref) && !json_is_integer(ref)) {
+    if (ref && !json_is_string(ref) && !json_is_number(ref)) {
         json_decref(msg);
-        send_error(s, "invalid_request", "ref: expected a string or an integer", NULL);
+        send_error(s, "invalid_request", "ref: expected a string or a number", NULL);
         return;
     }
     if (ref && json_is_string(ref) && json_string_length(ref) > REF_MAX) {
