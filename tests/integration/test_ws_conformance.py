@@ -111,8 +111,6 @@ class TestHandshake(HandshakeCase):
         # the real one still works
         self.heartbeat_roundtrip(self.raw(A), "ok")
 
-    # server gap: a refused ?token= gets WWW-Authenticate without error="invalid_token". Remove the marker when fixed.
-    @unittest.expectedFailure
     def test_refused_token_is_named_invalid_token(self):
         # api-decisions: WWW-Authenticate carries error="invalid_token" when a token was
         # given; a ?token= is a token given (RFC 6750 section 2.3) as much as a header.
@@ -494,6 +492,23 @@ class TestFrames(HandshakeCase):
         self.assertGreater(m.sum("parley_ws_bytes_sent_total"), 0)
         c.close()
         wait_until(lambda: ws_open(srv) == 0, scaled(3))
+
+
+class TestConnectionLimit(HandshakeCase):
+    def test_sockets_count_against_max_connections(self):
+        # docs/api.md 6.9: an open WebSocket counts against PARLEY_MAX_CONNECTIONS; an
+        # upgrade beyond it gets 503 overloaded.
+        srv = self.server(PARLEY_MAX_CONNECTIONS="3")
+        peers = [Peer.create(srv) for _ in range(4)]
+        conns = [self.ws(p) for p in peers[:3]]
+        for c in conns:
+            self.heartbeat_roundtrip(c, "in")
+        r = ws_request(peers[3])
+        self.assertRefused(r, 503, "overloaded")
+        self.heartbeat_roundtrip(conns[2], "still")
+        conns[0].close()
+        wait_until(lambda: ws_request(peers[3]).status == 101, scaled(3),
+                   msg="the freed slot is not usable again")
 
 
 class TestBurst(HandshakeCase):

@@ -256,9 +256,6 @@ class TestAcksAndErrors(DeliveryCase):
         self.assertEqual([wb.recv_json(T)["type"] for _ in range(2)], ["offer", "candidate"])
         self.quiet(wa, wb)
 
-    # server gap: refs that are not integers are refused ("ref: expected a string or an
-    # integer") although ws-decisions allows any JSON number. Remove the marker when fixed.
-    @unittest.expectedFailure
     def test_ref_may_be_any_json_number(self):
         # ws-decisions: ref is "any JSON string or number <= 64 bytes"
         srv = self.server()
@@ -366,6 +363,20 @@ class TestHeartbeatLeaveReplace(DeliveryCase):
         self.assertStatus(B.events(), 403)
         wa.send_json({"type": "heartbeat", "ref": 1})
         self.assertEqual(wa.recv_json(T).get("participantCount"), 2)
+
+    def test_rest_leave_closes_the_socket(self):
+        # docs/api.md 6.4: a REST leave-room while the peer's socket is open closes it with
+        # 1000 ("left"), after what was already queued on it.
+        srv = self.server()
+        A = Peer.create(srv)
+        B = Peer.join(srv, A.room_id)
+        wa, wb = self.ws(A), self.ws(B)
+        self.assertEqual(wa.recv_json(T)["type"], "offer-request")
+        self.assertStatus(B.leave(), 204)
+        self.assertEqual(wb.wait_closed(T), (CLOSE_NORMAL, "left"))
+        self.assertEnvelope(wa.recv_json(T), "peer-left", A.room_id, None, A.peer_id,
+                            peer=self.peer_obj(B))
+        wa.expect_nothing(0.4)
 
     def test_second_socket_replaces_first(self):
         srv = self.server()

@@ -40,10 +40,6 @@ def pump(raw, seconds, on_tick=None, tick=0.25):
 
 
 class TestPingsKeepAlive(WsTestCase):
-    # server gap: the server pings with an empty payload and an empty pong does not count
-    # as life (LWS_CALLBACK_RECEIVE_PONG is not seen for it), so every client that only
-    # answers pings is closed with 4002 after PARLEY_MEMBER_TTL. Remove the marker when fixed.
-    @unittest.expectedFailure
     def test_ponging_sockets_stay_members(self):
         srv = self.server(PARLEY_MEMBER_TTL="3", PARLEY_WS_PING_INTERVAL="1")
         A = Peer.create(srv)
@@ -192,9 +188,12 @@ class TestBackpressure(WsTestCase):
                 self.assertStatus(r, 202)
         return statuses, None
 
-    # server gap: the stall clock only starts when an envelope arrives while the queue is
-    # full; once senders get 429 nothing arrives, so the stalled socket is never closed and
-    # the inbox stays full (senders refused) for good. Remove the marker when fixed.
+    # server gap (2 faults, see the report of this test's commit): (1) the stall clock starts
+    # only when an envelope arrives while the queue is full; after a flood the last batch
+    # fills the queue with no arrival to follow (senders get 429), so the stall is often
+    # never noticed; (2) when 1013 is decided for a client that does not read, the
+    # connection stays open (the 3 s close grace of docs/api.md 6.7 does not fire).
+    # Remove the marker when fixed.
     @unittest.expectedFailure
     def test_reader_that_never_reads_is_closed_1013(self):
         srv = self.server(PARLEY_WS_QUEUE_MESSAGES="4", PARLEY_WS_QUEUE_BYTES="4096",
