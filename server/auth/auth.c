@@ -37,7 +37,6 @@
 
 /* Signaling tokens are minted and checked by parleyd nodes whose clocks agree to within a
  * few seconds; their lifetime is the caller's choice, so only skew needs absorbing. */
-#define SIG_LEEWAY_MS 5000
 #define SIG_TYP       "parley-signaling"
 #define SIG_KEY_MIN   32
 #define SIG_KEY_MAX   64
@@ -706,7 +705,7 @@ int pl_auth_verify_signaling(pl_auth_t *a, const char *token, size_t len, int64_
         !get_text(json_object_get(claims, "name"), 0, PL_NAME_MAX, out->name, sizeof out->name) ||
         !json_is_integer(exp) || !numeric_date(exp, &out->exp_ms) || (iat && !json_is_integer(iat)))
         goto done;
-    if (now_ms >= out->exp_ms + SIG_LEEWAY_MS) {
+    if (now_ms >= out->exp_ms + PL_SIGTOKEN_LEEWAY_MS) {
         rc = PL_EEXPIRED;
         goto done;
     }

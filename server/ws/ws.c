@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* Receive buffer per socket. Messages larger than this arrive in pieces and are joined;
@@ -70,10 +71,11 @@ struct session {
     bool popping, dirty;
     bool ping_due;
     bool close_sent;
+    bool killed;
     bool counted;   /* against PARLEY_MAX_CONNECTIONS */
     int close_code; /* >0: close with this code at the next writable callback */
     const char *close_why;
-    int64_t last_seen_ms, last_refresh_ms, next_ping_ms, stalled_since_ms;
+    int64_t last_seen_ms, last_refresh_ms, next_ping_ms, stalled_since_ms, close_at_ms;
 };
 
 struct pl_ws {
@@ -99,6 +101,7 @@ static void session_close(session_t *s, int code, const char *why);
 static void session_free(session_t *s);
 static void session_send_json(session_t *s, json_t *msg);
 static bool session_enqueue(session_t *s, const char *text, size_t len);
+static bool queue_full(const session_t *s);
 static void on_popped(void *ud, int status, const pl_envelope_t *envs, size_t n);
 static void handle_message(session_t *s);
 static void ws_reply(pl_call_t *call, int status, json_t *body);
@@ -389,6 +392,11 @@ static void on_upgrade_member(void *ud, int status, const pl_room_t *room,
         pl_buf_free(&hs);
         return;
     }
+    /* A fixed send buffer: the kernel's autotuning would let a client that stops reading pin
+     * megabytes in the socket, and flow control (the queue, then the inbox, then 429 for the
+     * senders) should start at a known point. 128 KiB holds two maximal messages. */
+    int sndbuf = 128 * 1024;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     struct lws *wsi = lws_adopt_socket_vhost_readbuf(ws->vhost, fd, hs.data, hs.len);
     pl_buf_free(&hs);
     if (!wsi) {
@@ -549,10 +557,11 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             return -1;
         if (s->head)
             lws_callback_on_writable(wsi);
-        /* Room again: take more from the inbox. */
-        if (s->stalled_since_ms || s->dirty) {
+        /* Room again: the stall is over, and more may wait in the inbox. */
+        if (!queue_full(s)) {
             s->stalled_since_ms = 0;
-            pl_hub_poke(ws->app->hub, &s->sink);
+            if (s->dirty)
+                pl_hub_poke(ws->app->hub, &s->sink);
         }
         break;
     }
@@ -619,6 +628,7 @@ static void session_close(session_t *s, int code, const char *why)
         return;
     s->close_code = code;
     s->close_why = why;
+    s->close_at_ms = pl_now_ms();
     count_close(s->ws, code);
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_GRACE_S);
     lws_callback_on_writable(s->wsi);
@@ -636,6 +646,10 @@ static bool session_enqueue(session_t *s, const char *text, size_t len)
     s->tail = &f->next;
     s->queued_bytes += len;
     s->queued_msgs++;
+    /* A full queue is a consumer that does not keep up; the tick closes it with 1013 if it
+     * stays full for PARLEY_WS_STALL_TIMEOUT. */
+    if (!s->stalled_since_ms && queue_full(s))
+        s->stalled_since_ms = pl_now_ms();
     if (s->wsi)
         lws_callback_on_writable(s->wsi);
     return true;
@@ -677,9 +691,7 @@ static void session_wake(pl_hub_sink_t *sink)
         return;
     }
     if (queue_full(s)) {
-        s->dirty = true;
-        if (!s->stalled_since_ms)
-            s->stalled_since_ms = pl_now_ms();
+        s->dirty = true; /* taken up again when the queue has room */
         return;
     }
     size_t room = s->ws->app->cfg->ws_queue_messages - s->queued_msgs;
@@ -893,9 +905,27 @@ static void on_tick(uv_timer_t *t)
     int64_t now = pl_now_ms();
     int64_t ttl = (int64_t)cfg->member_ttl * 1000;
     for (session_t *s = ws->all; s; s = s->next) {
-        if (s->close_code)
+        if (s->close_code) {
+            /* The close frame could not get out (a client that does not read): drop the
+             * connection without it. */
+            if (!s->killed && now - s->close_at_ms >= CLOSE_GRACE_S * 1000) {
+                /* libwebsockets would first flush what it buffered for a client that does
+                 * not read, and wait for that forever: reset the connection under it. The
+                 * kernel drops the unsent data, and the hang-up closes the session. */
+                int fd = lws_get_socket_fd(s->wsi);
+                struct linger lg = {1, 0};
+                s->killed = true;
+                if (fd >= 0) {
+                    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+                    shutdown(fd, SHUT_RDWR);
+                }
+                lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+            }
             continue;
-        if (now >= s->sig.exp_ms) {
+        }
+        /* The same leeway as the upgrade gives, so a token accepted there is not cut at
+         * once here. */
+        if (now >= s->sig.exp_ms + PL_SIGTOKEN_LEEWAY_MS) {
             session_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token expired");
             continue;
         }

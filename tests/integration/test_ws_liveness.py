@@ -188,13 +188,9 @@ class TestBackpressure(WsTestCase):
                 self.assertStatus(r, 202)
         return statuses, None
 
-    # server gap (2 faults, see the report of this test's commit): (1) the stall clock starts
-    # only when an envelope arrives while the queue is full; after a flood the last batch
-    # fills the queue with no arrival to follow (senders get 429), so the stall is often
-    # never noticed; (2) when 1013 is decided for a client that does not read, the
-    # connection stays open (the 3 s close grace of docs/api.md 6.7 does not fire).
-    # Remove the marker when fixed.
-    @unittest.expectedFailure
+    # A consumer that stops reading: its queue fills, senders are pushed back with 429, and
+    # after PARLEY_WS_STALL_TIMEOUT it is closed with 1013 (or reset when even the close
+    # frame cannot get out), with the server's memory bounded throughout.
     def test_reader_that_never_reads_is_closed_1013(self):
         srv = self.server(PARLEY_WS_QUEUE_MESSAGES="4", PARLEY_WS_QUEUE_BYTES="4096",
                           PARLEY_WS_STALL_TIMEOUT="2", PARLEY_RL_SIGNAL="0")
@@ -239,9 +235,10 @@ class TestBackpressure(WsTestCase):
         # what B finally reads: the offers it was sent, then the close (or a reset)
         code, reason = rb.wait_close(scaled(15))
         self.assertIn(code, (CLOSE_TRY_AGAIN, None), "close %r %r" % (code, reason))
-        for m in rb.messages:
-            self.assertEqual(json.loads(m.data)["type"], "offer")
-        self.assertLessEqual(len(rb.messages), accepted)
+        # (B also got the offer-request for C, who joined after it)
+        types = [json.loads(m.data)["type"] for m in rb.messages]
+        self.assertLessEqual(set(types), {"offer", "offer-request"}, types)
+        self.assertLessEqual(types.count("offer"), accepted)
         self.assertEqual(metrics(srv).sum("parley_ws_closes_total", code="1013"), 1)
         wc.send_json({"type": "heartbeat", "ref": "ok"})
         self.assertEqual(wc.recv_json(T).get("ref"), "ok")
