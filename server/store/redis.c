@@ -1,0 +1,1081 @@
+/* The redis store engine (see store/redis.h and docs/scaling.md).
+ *
+ * Two connections per node, both hiredis async contexts attached to the server's loop:
+ *   - `cmd` runs every operation as one Lua script (redis_scripts.h), called by EVALSHA
+ *     with the SHA1 computed here (EVAL when the server answers NOSCRIPT); the scripts are
+ *     also SCRIPT LOADed at each connect. One script per operation makes every multi-key
+ *     update atomic and costs one round trip.
+ *   - `sub` SUBSCRIBEs to pl:inbox; the push script PUBLISHes "<roomId>/<peerId>" there and
+ *     every node's subscriber calls listener->on_inbox.
+ * Semantics follow memory.c: each script reaps the room it touches (expired members and
+ * rooms are gone from the moment their TTL runs out) and returns the expiry notifications
+ * that produced, which this file delivers before the operation's callback. A one-second
+ * sweep runs the sweep script over the rooms due in pl:expiry; since the script is atomic,
+ * each expiry is reported by exactly one node of the cluster.
+ * Faults: while either connection is down ready() is false and operations fail PL_EUNAVAIL
+ * at once (the callback runs before the call returns, as the memory engine's do). Requests
+ * in flight when the connection drops fail PL_EUNAVAIL; at most RS_INFLIGHT_MAX wait at a
+ * time. Reconnection uses exponential backoff with jitter, 100 ms to 5 s.
+ * destroy(): pending callbacks fire with PL_ECLOSED; the struct is freed once libuv has
+ * closed its timers. It must not be called from inside one of this engine's callbacks. */
+#include "store/redis.h"
+
+#include "common/error.h"
+#include "common/log.h"
+#include "store/redis_scripts.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include <hiredis/adapters/libuv.h>
+#pragma GCC diagnostic pop
+
+#include <inttypes.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RS_INFLIGHT_MAX   65536
+#define RS_BACKOFF_MIN_MS 100
+#define RS_BACKOFF_MAX_MS 5000
+#define RS_SWEEP_MS       1000
+#define RS_SWEEP_BATCH    128
+#define RS_CHANNEL        "pl:inbox"
+#define RS_NCONF          9 /* ARGV[1..9]: now and the options */
+#define RS_ARGS_MAX       (3 + RS_NCONF + 10)
+
+enum {
+    OP_CREATE,
+    OP_JOIN,
+    OP_LEAVE,
+    OP_HEARTBEAT,
+    OP_GET_MEMBER,
+    OP_PUSH,
+    OP_POP,
+    OP_GET_ROOM,
+    OP_GET_MEMBERS,
+    OP_LIST,
+    OP_RATE,
+    OP_STATS,
+    OP_SWEEP,
+    OP_COUNT
+};
+
+static const char *const script_body[OP_COUNT] = {
+    [OP_CREATE] = RS_CREATE,         [OP_JOIN] = RS_JOIN,
+    [OP_LEAVE] = RS_LEAVE,           [OP_HEARTBEAT] = RS_HEARTBEAT,
+    [OP_GET_MEMBER] = RS_GET_MEMBER, [OP_PUSH] = RS_PUSH,
+    [OP_POP] = RS_POP,               [OP_GET_ROOM] = RS_GET_ROOM,
+    [OP_GET_MEMBERS] = RS_GET_MEMBERS, [OP_LIST] = RS_LIST,
+    [OP_RATE] = RS_RATE,             [OP_STATS] = RS_STATS,
+    [OP_SWEEP] = RS_SWEEP,
+};
+
+typedef struct rs_store rs_store_t;
+
+typedef struct {
+    rs_store_t *s;
+    const char *name; /* "command", "subscriber" */
+    bool is_sub;
+    redisAsyncContext *ac;
+    bool up;      /* connected (and, for sub, subscribed; for cmd, scripts sent) */
+    bool logged_down;
+    int attempt;  /* reconnect attempts since the last success */
+    uv_timer_t timer;
+} rs_conn_t;
+
+struct rs_store {
+    pl_store_t base; /* first */
+    uv_loop_t *loop;
+    pl_store_opts_t opts;
+    pl_store_listener_t listener;
+    char host[256];
+    int port;
+    int db;
+    char node[64];
+    char *script[OP_COUNT];
+    char sha[OP_COUNT][41];
+    rs_conn_t cmd, sub;
+    uv_timer_t sweep_timer;
+    bool sweeping;
+    bool closing;
+    int open_handles;
+    size_t inflight;
+    uint64_t rng;
+};
+
+typedef struct {
+    rs_store_t *s;
+    int op;
+    void (*cb)(void);
+    void *ud;
+    bool retried;
+    int argc;
+    const char *argv[RS_ARGS_MAX];
+    size_t argvlen[RS_ARGS_MAX];
+    char *buf; /* the argument bytes argv points into */
+} rs_req_t;
+
+static void conn_start(rs_conn_t *c);
+static void sweep_run(rs_store_t *s);
+static void on_retry_timer(uv_timer_t *t);
+
+/* ---- helpers ---- */
+
+static int64_t now_ms(rs_store_t *s)
+{
+    return s->opts.clock ? s->opts.clock(s->opts.clock_ud) : pl_now_ms();
+}
+
+static bool rs_ready(pl_store_t *base)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    return s && !s->closing && s->cmd.up && s->sub.up;
+}
+
+static uint64_t rnd(rs_store_t *s)
+{
+    s->rng ^= s->rng >> 12;
+    s->rng ^= s->rng << 25;
+    s->rng ^= s->rng >> 27;
+    return s->rng * 0x2545f4914f6cdd1dull;
+}
+
+static void copy_n(char *dst, size_t size, const char *src, size_t len)
+{
+    if (!src)
+        len = 0;
+    if (len > size - 1)
+        len = size - 1;
+    if (len)
+        memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+static const redisReply *el(const redisReply *r, size_t i)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
+        return NULL;
+    return r->element[i];
+}
+
+static int64_t num(const redisReply *r)
+{
+    if (!r)
+        return 0;
+    if (r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+        return strtoll(r->str, NULL, 10);
+    return 0;
+}
+
+static void str_of(const redisReply *r, char *dst, size_t size)
+{
+    if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS))
+        copy_n(dst, size, r->str, r->len);
+    else
+        dst[0] = '\0';
+}
+
+/* room_arr(): id, bid, bname, cname, created, expires, count, maxp, pub, topo. */
+static void parse_room(const redisReply *a, pl_room_t *room)
+{
+    memset(room, 0, sizeof *room);
+    str_of(el(a, 0), room->id, sizeof room->id);
+    str_of(el(a, 1), room->broadcaster_id, sizeof room->broadcaster_id);
+    str_of(el(a, 2), room->broadcaster_name, sizeof room->broadcaster_name);
+    str_of(el(a, 3), room->custom_name, sizeof room->custom_name);
+    room->created_at_ms = num(el(a, 4));
+    room->expires_at_ms = num(el(a, 5));
+    room->participant_count = (uint32_t)num(el(a, 6));
+    room->max_peers = (uint32_t)num(el(a, 7));
+    room->is_public = num(el(a, 8)) != 0;
+    room->topology = (pl_topology_t)num(el(a, 9));
+}
+
+/* mem_arr(): peer, user, name, joined, expires, last_offer_from. */
+static void parse_member(const redisReply *a, pl_member_t *m)
+{
+    memset(m, 0, sizeof *m);
+    str_of(el(a, 0), m->peer_id, sizeof m->peer_id);
+    str_of(el(a, 1), m->user_id, sizeof m->user_id);
+    str_of(el(a, 2), m->name, sizeof m->name);
+    m->joined_at_ms = num(el(a, 3));
+    m->expires_at_ms = num(el(a, 4));
+    str_of(el(a, 5), m->last_offer_from, sizeof m->last_offer_from);
+}
+
+/* An array of members; *out NULL when empty. Returns PL_ENOMEM or 0. */
+static int parse_members(const redisReply *a, pl_member_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!a || a->type != REDIS_REPLY_ARRAY || a->elements == 0)
+        return 0;
+    pl_member_t *arr = malloc(a->elements * sizeof *arr);
+    if (!arr)
+        return PL_ENOMEM;
+    for (size_t i = 0; i < a->elements; i++)
+        parse_member(a->element[i], &arr[i]);
+    *out = arr;
+    *n = a->elements;
+    return 0;
+}
+
+/* Delivers the expiry notifications a script returned: {'R', room, members} or
+ * {'M', room, gone, remaining, removed}. */
+static void deliver_events(rs_store_t *s, const redisReply *evs)
+{
+    const pl_store_listener_t *l = &s->listener;
+    for (size_t i = 0; evs && evs->type == REDIS_REPLY_ARRAY && i < evs->elements; i++) {
+        const redisReply *e = evs->element[i];
+        char kind[4];
+        str_of(el(e, 0), kind, sizeof kind);
+        pl_room_t room;
+        parse_room(el(e, 1), &room);
+        pl_member_t *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0;
+        if (parse_members(el(e, 2), &a, &na) != 0 ||
+            (kind[0] == 'M' && parse_members(el(e, 3), &b, &nb) != 0)) {
+            pl_log_error("store: out of memory, expiry not notified", PL_LS("room", room.id));
+        } else if (kind[0] == 'R') {
+            pl_log_debug("store: room expired", PL_LS("room", room.id));
+            if (l->on_room_expired)
+                l->on_room_expired(l->ud, &room, a, na);
+        } else if (kind[0] == 'M' && l->on_member_expired) {
+            bool removed = num(el(e, 4)) != 0;
+            for (size_t k = 0; k < na; k++)
+                l->on_member_expired(l->ud, &room, &a[k], b, nb, removed && k + 1 == na);
+        }
+        free(a);
+        free(b);
+    }
+}
+
+/* ---- completing requests ---- */
+
+/* Fails a request's callback with status (no data). */
+static void fail_cb(int op, void (*fn)(void), void *ud, int status)
+{
+    switch (op) {
+    case OP_CREATE:
+        ((pl_store_create_cb)fn)(ud, status, NULL, NULL, false);
+        break;
+    case OP_JOIN:
+        ((pl_store_join_cb)fn)(ud, status, NULL, NULL, NULL, 0);
+        break;
+    case OP_LEAVE:
+        ((pl_store_leave_cb)fn)(ud, status, false, NULL, 0);
+        break;
+    case OP_HEARTBEAT:
+    case OP_GET_MEMBER:
+        ((pl_store_member_cb)fn)(ud, status, NULL, NULL);
+        break;
+    case OP_PUSH:
+        ((pl_store_status_cb)fn)(ud, status);
+        break;
+    case OP_POP:
+        ((pl_store_pop_cb)fn)(ud, status, NULL, 0);
+        break;
+    case OP_GET_ROOM:
+        ((pl_store_room_cb)fn)(ud, status, NULL);
+        break;
+    case OP_GET_MEMBERS:
+        ((pl_store_members_cb)fn)(ud, status, NULL, NULL, 0);
+        break;
+    case OP_LIST:
+        ((pl_store_list_cb)fn)(ud, status, NULL, 0, "");
+        break;
+    case OP_RATE:
+        ((pl_store_rate_cb)fn)(ud, status, 0, 0);
+        break;
+    case OP_STATS:
+        ((pl_store_stats_cb)fn)(ud, status, NULL);
+        break;
+    default:
+        break;
+    }
+}
+
+static void complete(rs_req_t *q, const redisReply *r)
+{
+    rs_store_t *s = q->s;
+    if (q->op == OP_SWEEP) {
+        s->sweeping = false;
+        deliver_events(s, el(r, 0));
+        if (num(el(r, 2)) >= RS_SWEEP_BATCH && !s->closing)
+            sweep_run(s); /* more are due */
+        return;
+    }
+    deliver_events(s, el(r, 0));
+    int status = (int)num(el(r, 1));
+    if (status != 0) {
+        fail_cb(q->op, q->cb, q->ud, status);
+        return;
+    }
+    pl_room_t room;
+    pl_member_t m;
+    pl_member_t *ms = NULL;
+    size_t n = 0;
+    switch (q->op) {
+    case OP_CREATE:
+        parse_room(el(r, 2), &room);
+        parse_member(el(r, 3), &m);
+        ((pl_store_create_cb)q->cb)(q->ud, 0, &room, &m, num(el(r, 4)) != 0);
+        break;
+    case OP_JOIN:
+        parse_room(el(r, 2), &room);
+        parse_member(el(r, 3), &m);
+        if (parse_members(el(r, 4), &ms, &n) != 0) {
+            fail_cb(q->op, q->cb, q->ud, PL_ENOMEM);
+            break;
+        }
+        ((pl_store_join_cb)q->cb)(q->ud, 0, &room, &m, ms, n);
+        break;
+    case OP_LEAVE:
+        if (parse_members(el(r, 3), &ms, &n) != 0) {
+            fail_cb(q->op, q->cb, q->ud, PL_ENOMEM);
+            break;
+        }
+        ((pl_store_leave_cb)q->cb)(q->ud, 0, num(el(r, 2)) != 0, ms, n);
+        break;
+    case OP_HEARTBEAT:
+    case OP_GET_MEMBER:
+        parse_room(el(r, 2), &room);
+        parse_member(el(r, 3), &m);
+        ((pl_store_member_cb)q->cb)(q->ud, 0, &room, &m);
+        break;
+    case OP_PUSH:
+        ((pl_store_status_cb)q->cb)(q->ud, 0);
+        break;
+    case OP_POP: {
+        const redisReply *a = el(r, 2);
+        size_t k = a && a->type == REDIS_REPLY_ARRAY ? a->elements : 0;
+        pl_envelope_t *envs = k ? calloc(k, sizeof *envs) : NULL;
+        if (k && !envs) {
+            /* The envelopes are already out of redis: nothing to give back. */
+            fail_cb(q->op, q->cb, q->ud, PL_ENOMEM);
+            break;
+        }
+        for (size_t i = 0; i < k; i++) {
+            const redisReply *e = a->element[i];
+            str_of(el(e, 0), envs[i].id, sizeof envs[i].id);
+            envs[i].type = (pl_env_type_t)num(el(e, 1));
+            str_of(el(e, 2), envs[i].from, sizeof envs[i].from);
+            const redisReply *j = el(e, 3);
+            envs[i].json = j && j->type == REDIS_REPLY_STRING ? j->str : "";
+            envs[i].json_len = j && j->type == REDIS_REPLY_STRING ? j->len : 0;
+        }
+        ((pl_store_pop_cb)q->cb)(q->ud, 0, envs, k);
+        free(envs);
+        break;
+    }
+    case OP_GET_ROOM:
+        parse_room(el(r, 2), &room);
+        ((pl_store_room_cb)q->cb)(q->ud, 0, &room);
+        break;
+    case OP_GET_MEMBERS:
+        parse_room(el(r, 2), &room);
+        if (parse_members(el(r, 3), &ms, &n) != 0) {
+            fail_cb(q->op, q->cb, q->ud, PL_ENOMEM);
+            break;
+        }
+        ((pl_store_members_cb)q->cb)(q->ud, 0, &room, ms, n);
+        break;
+    case OP_LIST: {
+        const redisReply *a = el(r, 2);
+        size_t k = a && a->type == REDIS_REPLY_ARRAY ? a->elements : 0;
+        pl_room_t *rooms = k ? malloc(k * sizeof *rooms) : NULL;
+        if (k && !rooms) {
+            fail_cb(q->op, q->cb, q->ud, PL_ENOMEM);
+            break;
+        }
+        for (size_t i = 0; i < k; i++)
+            parse_room(a->element[i], &rooms[i]);
+        char next[PL_CURSOR_MAX + 1];
+        str_of(el(r, 3), next, sizeof next);
+        ((pl_store_list_cb)q->cb)(q->ud, 0, rooms, k, next);
+        free(rooms);
+        break;
+    }
+    case OP_RATE:
+        ((pl_store_rate_cb)q->cb)(q->ud, 0, (uint64_t)num(el(r, 2)), num(el(r, 3)));
+        break;
+    case OP_STATS: {
+        int64_t v[5];
+        for (int i = 0; i < 5; i++) {
+            v[i] = num(el(r, 2 + (size_t)i));
+            if (v[i] < 0)
+                v[i] = 0;
+        }
+        pl_store_stats_t st = {
+            .rooms = (uint64_t)v[0],
+            .members = (uint64_t)v[1],
+            .signals_queued = (uint64_t)v[2],
+            .signals_delivered = (uint64_t)v[3],
+            .signals_expired = (uint64_t)v[4],
+        };
+        ((pl_store_stats_cb)q->cb)(q->ud, 0, &st);
+        break;
+    }
+    default:
+        break;
+    }
+    free(ms);
+}
+
+static void req_free(rs_req_t *q)
+{
+    free(q->buf);
+    free(q);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    rs_req_t *q = priv;
+    rs_store_t *s = q->s;
+    redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_ERROR && !q->retried && strncmp(r->str, "NOSCRIPT", 8) == 0 &&
+        !s->closing && ac && !(ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
+        /* The server lost its script cache (restart, SCRIPT FLUSH): send the source. */
+        q->retried = true;
+        q->argv[0] = "EVAL";
+        q->argvlen[0] = 4;
+        q->argv[1] = s->script[q->op];
+        q->argvlen[1] = strlen(s->script[q->op]);
+        if (redisAsyncCommandArgv(ac, on_reply, q, q->argc, q->argv, q->argvlen) == REDIS_OK)
+            return;
+        r = NULL;
+    }
+    s->inflight--;
+    if (!r) {
+        if (q->op == OP_SWEEP)
+            s->sweeping = false;
+        else
+            fail_cb(q->op, q->cb, q->ud, s->closing ? PL_ECLOSED : PL_EUNAVAIL);
+    } else if (r->type != REDIS_REPLY_ARRAY) {
+        pl_log_error("store: redis script failed", PL_LI("op", q->op),
+                     PL_LS("error", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply"));
+        if (q->op == OP_SWEEP)
+            s->sweeping = false;
+        else
+            fail_cb(q->op, q->cb, q->ud, PL_EUNAVAIL);
+    } else {
+        complete(q, r);
+    }
+    req_free(q);
+}
+
+/* Sends script op with the given arguments (after now and the options). When the engine
+ * cannot serve, the callback runs now with PL_EUNAVAIL. Always returns 0. */
+static int run(rs_store_t *s, int op, void (*cb)(void), void *ud, int nargs, const char **args,
+               const size_t *lens)
+{
+    if (!rs_ready(&s->base) || s->inflight >= RS_INFLIGHT_MAX) {
+        if (cb)
+            fail_cb(op, cb, ud, PL_EUNAVAIL);
+        return 0;
+    }
+    char conf[RS_NCONF][24];
+    snprintf(conf[0], sizeof conf[0], "%" PRId64, now_ms(s));
+    snprintf(conf[1], sizeof conf[1], "%" PRIu64, (uint64_t)s->opts.room_ttl_s * 1000);
+    snprintf(conf[2], sizeof conf[2], "%" PRIu64, (uint64_t)s->opts.member_ttl_s * 1000);
+    snprintf(conf[3], sizeof conf[3], "%" PRIu64, (uint64_t)s->opts.signal_ttl_s * 1000);
+    snprintf(conf[4], sizeof conf[4], "%" PRIu32, s->opts.inbox_max);
+    snprintf(conf[5], sizeof conf[5], "%" PRIu32, s->opts.inbox_bytes_max);
+    snprintf(conf[6], sizeof conf[6], "%" PRIu32, s->opts.inbox_per_sender_max);
+    snprintf(conf[7], sizeof conf[7], "%" PRIu64, s->opts.queued_bytes_max);
+    snprintf(conf[8], sizeof conf[8], "%" PRIu32, s->opts.rooms_max);
+
+    rs_req_t *q = calloc(1, sizeof *q);
+    size_t total = 0;
+    for (int i = 0; i < RS_NCONF; i++)
+        total += strlen(conf[i]);
+    for (int i = 0; i < nargs; i++)
+        total += lens[i];
+    char *buf = q ? malloc(total + 1) : NULL;
+    if (!q || !buf) {
+        free(q);
+        if (cb)
+            fail_cb(op, cb, ud, PL_ENOMEM);
+        return 0;
+    }
+    q->s = s;
+    q->op = op;
+    q->cb = cb;
+    q->ud = ud;
+    q->buf = buf;
+    q->argv[0] = "EVALSHA";
+    q->argvlen[0] = 7;
+    q->argv[1] = s->sha[op];
+    q->argvlen[1] = 40;
+    q->argv[2] = "0";
+    q->argvlen[2] = 1;
+    q->argc = 3;
+    char *p = buf;
+    for (int i = 0; i < RS_NCONF + nargs; i++) {
+        const char *src = i < RS_NCONF ? conf[i] : args[i - RS_NCONF];
+        size_t len = i < RS_NCONF ? strlen(conf[i]) : lens[i - RS_NCONF];
+        if (len)
+            memcpy(p, src, len);
+        q->argv[q->argc] = p;
+        q->argvlen[q->argc] = len;
+        q->argc++;
+        p += len;
+    }
+    if (redisAsyncCommandArgv(s->cmd.ac, on_reply, q, q->argc, q->argv, q->argvlen) != REDIS_OK) {
+        req_free(q);
+        if (cb)
+            fail_cb(op, cb, ud, PL_EUNAVAIL);
+        return 0;
+    }
+    s->inflight++;
+    return 0;
+}
+
+#define ARGS(...)                                                                                  \
+    const char *args[] = {__VA_ARGS__};                                                            \
+    size_t lens[sizeof args / sizeof args[0]];                                                     \
+    for (size_t i_ = 0; i_ < sizeof args / sizeof args[0]; i_++)                                   \
+        lens[i_] = strlen(args[i_]);
+#define RUN(op, cb, ud) run(s, op, (void (*)(void))(cb), ud, (int)(sizeof args / sizeof args[0]), args, lens)
+
+/* Bounded copy of a fixed-array string that may lack its NUL. */
+static void fixed(char *dst, size_t size, const char *src)
+{
+    copy_n(dst, size, src, strnlen(src, size - 1));
+}
+
+/* ---- operations ---- */
+
+static int rs_create_room(pl_store_t *base, const pl_store_create_req_t *req,
+                          pl_store_create_cb cb, void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !req || !cb)
+        return PL_EINVAL;
+    char rid[PL_ID_SIZE], bid[PL_USER_ID_SIZE], bname[PL_NAME_SIZE], cname[PL_NAME_SIZE];
+    char pid[PL_ID_SIZE], uid[PL_USER_ID_SIZE], name[PL_NAME_SIZE], topo[8], maxp[16];
+    fixed(rid, sizeof rid, req->room.id);
+    fixed(bid, sizeof bid, req->room.broadcaster_id);
+    fixed(bname, sizeof bname, req->room.broadcaster_name);
+    fixed(cname, sizeof cname, req->room.custom_name);
+    fixed(pid, sizeof pid, req->member.peer_id);
+    fixed(uid, sizeof uid, req->member.user_id);
+    fixed(name, sizeof name, req->member.name);
+    snprintf(topo, sizeof topo, "%d", (int)req->room.topology);
+    snprintf(maxp, sizeof maxp, "%" PRIu32, req->room.max_peers);
+    ARGS(rid, bid, bname, cname, req->room.is_public ? "1" : "0", topo, maxp, pid, uid, name);
+    return RUN(OP_CREATE, cb, ud);
+}
+
+static int rs_join_room(pl_store_t *base, const pl_store_join_req_t *req, pl_store_join_cb cb,
+                        void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !req || !cb || (!req->room_id && !req->broadcaster_name))
+        return PL_EINVAL;
+    char pid[PL_ID_SIZE], uid[PL_USER_ID_SIZE], name[PL_NAME_SIZE];
+    fixed(pid, sizeof pid, req->member.peer_id);
+    fixed(uid, sizeof uid, req->member.user_id);
+    fixed(name, sizeof name, req->member.name);
+    if (!req->room_id && !req->broadcaster_name[0]) {
+        cb(ud, PL_ENOTFOUND, NULL, NULL, NULL, 0);
+        return 0;
+    }
+    ARGS(req->room_id ? req->room_id : "", req->broadcaster_name ? req->broadcaster_name : "",
+         pid, uid, name);
+    return RUN(OP_JOIN, cb, ud);
+}
+
+static int rs_leave_room(pl_store_t *base, const char *room_id, const char *peer_id,
+                         pl_store_leave_cb cb, void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !room_id || !peer_id || !cb)
+        return PL_EINVAL;
+    ARGS(room_id, peer_id);
+    return RUN(OP_LEAVE, cb, ud);
+}
+
+static int rs_heartbeat(pl_store_t *base, const char *room_id, const char *peer_id,
+                        pl_store_member_cb cb, void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !room_id || !peer_id || !cb)
+        return PL_EINVAL;
+    ARGS(room_id, peer_id);
+    return RUN(OP_HEARTBEAT, cb, ud);
+}
+
+static int rs_get_member(pl_store_t *base, const char *room_id, const char *peer_id,
+                         pl_store_member_cb cb, void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !room_id || !peer_id || !cb)
+        return PL_EINVAL;
+    ARGS(room_id, peer_id);
+    return RUN(OP_GET_MEMBER, cb, ud);
+}
+
+static int rs_push(pl_store_t *base, const char *room_id, const char *from_peer,
+                   const char *to_peer, const pl_envelope_t *env, pl_store_status_cb cb, void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !room_id || !env || !cb || (!env->json && env->json_len))
+        return PL_EINVAL;
+    unsigned type = (unsigned)env->type;
+    if (type == 0 || (type & ~(unsigned)PL_ENV_ALL) || (type & (type - 1)))
+        return PL_EINVAL;
+    char ty[8], id[PL_ID_SIZE], from[PL_ID_SIZE];
+    snprintf(ty, sizeof ty, "%u", type);
+    fixed(id, sizeof id, env->id);
+    fixed(from, sizeof from, env->from);
+    /* '|' separates the fields of a stored envelope; ids never contain it. */
+    if (strchr(id, '|') || strchr(from, '|'))
+        return PL_EINVAL;
+    const char *args[] = {room_id, from_peer ? from_peer : "", from_peer ? "1" : "0",
+                          to_peer ? to_peer : "", to_peer ? "1" : "0", ty, id, from,
+                          env->json ? env->json : ""};
+    size_t lens[9];
+    for (int i = 0; i < 8; i++)
+        lens[i] = strlen(args[i]);
+    lens[8] = env->json_len;
+    return RUN(OP_PUSH, cb, ud);
+}
+
+static int rs_pop(pl_store_t *base, const char *room_id, const char *peer_id, unsigned mask,
+                  size_t max, pl_store_pop_cb cb, void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !room_id || !peer_id || !cb)
+        return PL_EINVAL;
+    char m[16], x[24];
+    snprintf(m, sizeof m, "%u", mask & (unsigned)PL_ENV_ALL);
+    snprintf(x, sizeof x, "%zu", max > 1000000 ? (size_t)1000000 : max);
+    ARGS(room_id, peer_id, m, x);
+    return RUN(OP_POP, cb, ud);
+}
+
+static int rs_get_room(pl_store_t *base, const char *room_id, pl_store_room_cb cb, void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !room_id || !cb)
+        return PL_EINVAL;
+    ARGS(room_id);
+    return RUN(OP_GET_ROOM, cb, ud);
+}
+
+static int rs_get_members(pl_store_t *base, const char *room_id, pl_store_members_cb cb, void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !room_id || !cb)
+        return PL_EINVAL;
+    ARGS(room_id);
+    return RUN(OP_GET_MEMBERS, cb, ud);
+}
+
+/* Cursors are memory.c's: "<created_at_ms>.<roomId>", the key of the last room returned. */
+static int cursor_parse(const char *c, char created[24], char id[PL_ID_SIZE])
+{
+    size_t len = strnlen(c, PL_CURSOR_MAX + 1);
+    if (len > PL_CURSOR_MAX)
+        return PL_EINVAL;
+    size_t i = 0;
+    for (; i < len && c[i] >= '0' && c[i] <= '9'; i++) {
+        if (i >= 18)
+            return PL_EINVAL;
+    }
+    if (i == 0 || i >= len || c[i] != '.')
+        return PL_EINVAL;
+    memcpy(created, c, i);
+    created[i] = '\0';
+    const char *rid = c + i + 1;
+    size_t rlen = len - i - 1;
+    if (rlen == 0 || rlen > PL_ID_LEN)
+        return PL_EINVAL;
+    for (size_t k = 0; k < rlen; k++) {
+        char ch = rid[k];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_'))
+            return PL_EINVAL;
+    }
+    memcpy(id, rid, rlen);
+    id[rlen] = '\0';
+    return 0;
+}
+
+static int rs_list_rooms(pl_store_t *base, size_t limit, const char *cursor, pl_store_list_cb cb,
+                         void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !cb || limit == 0)
+        return PL_EINVAL;
+    char created[24] = "", id[PL_ID_SIZE] = "", lim[24];
+    if (cursor && *cursor && cursor_parse(cursor, created, id) != 0) {
+        cb(ud, PL_EINVAL, NULL, 0, "");
+        return 0;
+    }
+    snprintf(lim, sizeof lim, "%zu", limit > 10000 ? (size_t)10000 : limit);
+    ARGS(lim, created, id);
+    return RUN(OP_LIST, cb, ud);
+}
+
+static int rs_rate_hit(pl_store_t *base, const char *key, uint32_t window_ms, pl_store_rate_cb cb,
+                       void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !key || !cb || window_ms == 0)
+        return PL_EINVAL;
+    char w[16];
+    snprintf(w, sizeof w, "%" PRIu32, window_ms);
+    ARGS(key, w);
+    return RUN(OP_RATE, cb, ud);
+}
+
+static int rs_stats(pl_store_t *base, pl_store_stats_cb cb, void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !cb)
+        return PL_EINVAL;
+    return run(s, OP_STATS, (void (*)(void))cb, ud, 0, NULL, NULL);
+}
+
+static void sweep_run(rs_store_t *s)
+{
+    if (s->sweeping || !rs_ready(&s->base))
+        return;
+    char b[16];
+    snprintf(b, sizeof b, "%d", RS_SWEEP_BATCH);
+    ARGS(b);
+    s->sweeping = true;
+    run(s, OP_SWEEP, NULL, NULL, 1, args, lens);
+    /* run() cannot fail a NULL callback; when it did not send, allow the next tick. */
+    if (!rs_ready(&s->base))
+        s->sweeping = false;
+}
+
+static void on_sweep_timer(uv_timer_t *t)
+{
+    sweep_run(t->data);
+}
+
+void pl_store_redis_sweep(pl_store_t *base)
+{
+    if (base && strcmp(base->engine, "redis") == 0)
+        sweep_run((rs_store_t *)base);
+}
+
+/* ---- connections ---- */
+
+static void conn_set_up(rs_conn_t *c, bool up)
+{
+    rs_store_t *s = c->s;
+    bool was = rs_ready(&s->base);
+    c->up = up;
+    bool is = rs_ready(&s->base);
+    if (was != is)
+        pl_log_info(is ? "store: redis ready" : "store: redis unavailable", PL_LS("node", s->node));
+}
+
+static void conn_schedule(rs_conn_t *c)
+{
+    rs_store_t *s = c->s;
+    if (s->closing)
+        return;
+    uint64_t ceiling = RS_BACKOFF_MIN_MS;
+    for (int i = 0; i < c->attempt && ceiling < RS_BACKOFF_MAX_MS; i++)
+        ceiling *= 2;
+    if (ceiling > RS_BACKOFF_MAX_MS)
+        ceiling = RS_BACKOFF_MAX_MS;
+    /* Jitter: a delay in [ceiling/2, ceiling], so that nodes do not reconnect in step. */
+    uint64_t delay = ceiling / 2 + rnd(s) % (ceiling / 2 + 1);
+    c->attempt++;
+    uv_timer_start(&c->timer, on_retry_timer, delay, 0);
+}
+
+static void on_message(redisAsyncContext *ac, void *reply, void *priv)
+{
+    rs_conn_t *c = priv;
+    rs_store_t *s = c->s;
+    redisReply *r = reply;
+    (void)ac;
+    if (!r || s->closing || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
+        return;
+    char kind[16];
+    str_of(r->element[0], kind, sizeof kind);
+    if (strcmp(kind, "subscribe") == 0) {
+        c->attempt = 0;
+        conn_set_up(c, true);
+        return;
+    }
+    if (strcmp(kind, "message") != 0)
+        return;
+    const redisReply *m = r->element[2];
+    if (m->type != REDIS_REPLY_STRING)
+        return;
+    /* "<roomId>/<peerId>": ids are base64url, so the first '/' separates them. */
+    const char *slash = memchr(m->str, '/', m->len);
+    if (!slash)
+        return;
+    char room[PL_ID_SIZE], peer[PL_ID_SIZE];
+    copy_n(room, sizeof room, m->str, (size_t)(slash - m->str));
+    copy_n(peer, sizeof peer, slash + 1, m->len - (size_t)(slash - m->str) - 1);
+    const pl_store_listener_t *l = &s->listener;
+    if (l->on_inbox)
+        l->on_inbox(l->ud, room, peer);
+}
+
+static void on_load_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    rs_store_t *s = priv;
+    redisReply *r = reply;
+    (void)ac;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        pl_log_error("store: redis SCRIPT LOAD failed", PL_LS("error", r->str), PL_LS("node", s->node));
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    rs_conn_t *c = ac->data;
+    rs_store_t *s = c->s;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback. */
+        if (!c->logged_down)
+            pl_log_warn("store: redis connect failed", PL_LS("conn", c->name),
+                        PL_LS("error", ac->errstr), PL_LS("node", s->node));
+        c->logged_down = true;
+        c->ac = NULL;
+        conn_schedule(c);
+        return;
+    }
+    c->logged_down = false;
+    pl_log_info("store: redis connected", PL_LS("conn", c->name), PL_LS("node", s->node));
+    redisAsyncContext *a = c->ac;
+    if (c->is_sub) {
+        redisAsyncCommand(a, on_message, c, "SUBSCRIBE " RS_CHANNEL);
+        return; /* up once the subscription is confirmed */
+    }
+    if (s->db)
+        redisAsyncCommand(a, on_load_reply, s, "SELECT %d", s->db);
+    for (int i = 0; i < OP_COUNT; i++)
+        redisAsyncCommand(a, on_load_reply, s, "SCRIPT LOAD %s", s->script[i]);
+    /* Commands are pipelined in order: everything sent from now runs after the loads. */
+    c->attempt = 0;
+    conn_set_up(c, true);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    rs_conn_t *c = ac->data;
+    rs_store_t *s = c->s;
+    c->ac = NULL;
+    conn_set_up(c, false);
+    if (s->closing)
+        return;
+    pl_log_warn("store: redis connection lost", PL_LS("conn", c->name),
+                PL_LS("error", status == REDIS_OK ? "closed" : ac->errstr), PL_LS("node", s->node));
+    c->logged_down = true;
+    conn_schedule(c);
+}
+
+static void conn_start(rs_conn_t *c)
+{
+    rs_store_t *s = c->s;
+    if (s->closing || c->ac)
+        return;
+    redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
+    if (!ac) {
+        conn_schedule(c);
+        return;
+    }
+    if (ac->err) {
+        if (!c->logged_down)
+            pl_log_warn("store: redis connect failed", PL_LS("conn", c->name),
+                        PL_LS("error", ac->errstr), PL_LS("node", s->node));
+        c->logged_down = true;
+        redisAsyncFree(ac);
+        conn_schedule(c);
+        return;
+    }
+    ac->data = c;
+    if (redisLibuvAttach(ac, s->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        conn_schedule(c);
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    c->ac = ac;
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    conn_start(t->data);
+}
+
+/* ---- lifetime ---- */
+
+static void handle_closed(rs_store_t *s)
+{
+    if (--s->open_handles > 0)
+        return;
+    for (int i = 0; i < OP_COUNT; i++)
+        free(s->script[i]);
+    free(s);
+}
+
+static void on_sweep_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+static void on_retry_closed(uv_handle_t *h)
+{
+    handle_closed(((rs_conn_t *)h->data)->s);
+}
+
+static void rs_destroy(pl_store_t *base)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || s->closing)
+        return;
+    bool was = rs_ready(base);
+    s->closing = true;
+    if (was)
+        pl_log_info("store: redis engine closing", PL_LS("node", s->node));
+    /* redisAsyncFree runs every pending callback with a NULL reply (PL_ECLOSED) and the
+     * disconnect callback; the libuv adapter closes and frees its own poll handle. */
+    redisAsyncContext *a = s->cmd.ac, *b = s->sub.ac;
+    s->cmd.ac = s->sub.ac = NULL;
+    if (a)
+        redisAsyncFree(a);
+    if (b)
+        redisAsyncFree(b);
+    uv_timer_stop(&s->sweep_timer);
+    uv_timer_stop(&s->cmd.timer);
+    uv_timer_stop(&s->sub.timer);
+    uv_close((uv_handle_t *)&s->sweep_timer, on_sweep_closed);
+    uv_close((uv_handle_t *)&s->cmd.timer, on_retry_closed);
+    uv_close((uv_handle_t *)&s->sub.timer, on_retry_closed);
+}
+
+/* redis://host[:port][/db] */
+static int parse_url(rs_store_t *s, const char *url)
+{
+    const char *p = url;
+    if (strncmp(p, "redis://", 8) != 0)
+        return PL_EINVAL;
+    p += 8;
+    const char *at = strchr(p, '@');
+    if (at)
+        return PL_EINVAL; /* AUTH is not supported yet */
+    size_t hl = strcspn(p, ":/");
+    if (hl == 0 || hl >= sizeof s->host)
+        return PL_EINVAL;
+    memcpy(s->host, p, hl);
+    s->host[hl] = '\0';
+    p += hl;
+    s->port = 6379;
+    s->db = 0;
+    if (*p == ':') {
+        char *end;
+        long v = strtol(p + 1, &end, 10);
+        if (end == p + 1 || v <= 0 || v > 65535)
+            return PL_EINVAL;
+        s->port = (int)v;
+        p = end;
+    }
+    if (*p == '/') {
+        if (p[1]) {
+            char *end;
+            long v = strtol(p + 1, &end, 10);
+            if (end == p + 1 || *end || v < 0 || v > 15)
+                return PL_EINVAL;
+            s->db = (int)v;
+        }
+    } else if (*p) {
+        return PL_EINVAL;
+    }
+    return 0;
+}
+
+int pl_store_redis_new(uv_loop_t *loop, const char *url, const pl_store_opts_t *opts,
+                       const pl_store_listener_t *listener, const char *node_id, pl_store_t **out)
+{
+    if (!loop || !url || !opts || !out)
+        return PL_EINVAL;
+    *out = NULL;
+    rs_store_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return PL_ENOMEM;
+    if (parse_url(s, url) != 0) {
+        pl_log_error("store: bad redis URL (want redis://host[:port][/db])", PL_LS("url", url));
+        free(s);
+        return PL_ECONFIG;
+    }
+    s->base = (pl_store_t){
+        .engine = "redis",
+        .create_room = rs_create_room,
+        .join_room = rs_join_room,
+        .leave_room = rs_leave_room,
+        .heartbeat = rs_heartbeat,
+        .get_member = rs_get_member,
+        .push = rs_push,
+        .pop = rs_pop,
+        .get_room = rs_get_room,
+        .get_members = rs_get_members,
+        .list_rooms = rs_list_rooms,
+        .rate_hit = rs_rate_hit,
+        .stats = rs_stats,
+        .ready = rs_ready,
+        .destroy = rs_destroy,
+    };
+    s->loop = loop;
+    s->opts = *opts;
+    if (listener)
+        s->listener = *listener;
+    snprintf(s->node, sizeof s->node, "%s", node_id ? node_id : "");
+    if (pl_random_bytes(&s->rng, sizeof s->rng) != 0 || s->rng == 0)
+        s->rng = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < OP_COUNT; i++) {
+        size_t a = strlen(RS_PRELUDE), b = strlen(script_body[i]);
+        s->script[i] = malloc(a + b + 1);
+        if (!s->script[i]) {
+            for (int k = 0; k < i; k++)
+                free(s->script[k]);
+            free(s);
+            return PL_ENOMEM;
+        }
+        memcpy(s->script[i], RS_PRELUDE, a);
+        memcpy(s->script[i] + a, script_body[i], b + 1);
+        unsigned char d[SHA_DIGEST_LENGTH];
+        SHA1((const unsigned char *)s->script[i], a + b, d);
+        for (int k = 0; k < SHA_DIGEST_LENGTH; k++)
+            snprintf(&s->sha[i][2 * k], 3, "%02x", d[k]);
+    }
+    s->cmd = (rs_conn_t){.s = s, .name = "command", .is_sub = false};
+    s->sub = (rs_conn_t){.s = s, .name = "subscriber", .is_sub = true};
+    uv_timer_init(loop, &s->sweep_timer);
+    uv_timer_init(loop, &s->cmd.timer);
+    uv_timer_init(loop, &s->sub.timer);
+    s->open_handles = 3;
+    s->sweep_timer.data = s;
+    s->cmd.timer.data = &s->cmd;
+    s->sub.timer.data = &s->sub;
+    uv_timer_start(&s->sweep_timer, on_sweep_timer, RS_SWEEP_MS, RS_SWEEP_MS);
+    uv_unref((uv_handle_t *)&s->sweep_timer);
+    uv_unref((uv_handle_t *)&s->cmd.timer);
+    uv_unref((uv_handle_t *)&s->sub.timer);
+    pl_log_info("store: redis engine starting", PL_LS("host", s->host), PL_LI("port", s->port),
+                PL_LI("db", s->db), PL_LS("node", s->node));
+    conn_start(&s->cmd);
+    conn_start(&s->sub);
+    *out = &s->base;
+    return 0;
+}

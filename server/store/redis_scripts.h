@@ -1,0 +1,321 @@
+/* The Lua scripts of the redis store engine (store/redis.c). Each script is PRELUDE + its
+ * body; the engine loads them with SCRIPT LOAD at connect and calls them with EVALSHA (EVAL
+ * on NOSCRIPT). Every script returns {events, status, ...}: `events` are the expiry
+ * notifications its reaping produced (the engine delivers them before the callback),
+ * `status` is 0 or a PL_E* code. docs/scaling.md describes the keys.
+ *
+ * ARGV[1] now (ms), [2] room_ttl_ms, [3] member_ttl_ms, [4] signal_ttl_ms, [5] inbox_max,
+ * [6] inbox_bytes_max, [7] inbox_per_sender_max, [8] queued_bytes_max, [9] rooms_max;
+ * the operation's own arguments start at ARGV[10]. Times travel as decimal strings: Lua 5.1
+ * numbers are doubles, exact for epoch milliseconds, and S() formats them without an
+ * exponent. */
+#ifndef PL_STORE_REDIS_SCRIPTS_H
+#define PL_STORE_REDIS_SCRIPTS_H
+
+#define RS_PRELUDE                                                                                 \
+    "local now=tonumber(ARGV[1])\n"                                                                \
+    "local RTTL,MTTL,STTL=tonumber(ARGV[2]),tonumber(ARGV[3]),tonumber(ARGV[4])\n"                 \
+    "local IMAX,IBYTES,ISEND=tonumber(ARGV[5]),tonumber(ARGV[6]),tonumber(ARGV[7])\n"              \
+    "local QBMAX,RMAX=tonumber(ARGV[8]),tonumber(ARGV[9])\n"                                       \
+    "local GRACE=60000\n"                                                                          \
+    "local EV={}\n"                                                                                \
+    "local function S(x) return string.format('%.0f',x) end\n"                                     \
+    "local function K(r,s) return 'pl:{'..r..'}:'..s end\n"                                        \
+    "local function bytes_lt(a,b)\n"                                                               \
+    "  local n=math.min(#a,#b)\n"                                                                  \
+    "  for i=1,n do local x,y=string.byte(a,i),string.byte(b,i)\n"                                 \
+    "    if x~=y then return x<y end end\n"                                                        \
+    "  return #a<#b end\n"                                                                         \
+    "local function stat(f,d) redis.call('HINCRBY','pl:stats',f,d) end\n"                          \
+    "local function parse(rec)\n"                                                                  \
+    "  return string.match(rec,'^(%d+)|(%d+)|([^|]*)|([^|]*)|(.*)$') end\n"                        \
+    "local function room_get(r)\n"                                                                 \
+    "  local h=redis.call('HGETALL',K(r,'room'))\n"                                                \
+    "  if #h==0 then return nil end\n"                                                             \
+    "  local t={} for i=1,#h,2 do t[h[i]]=h[i+1] end return t end\n"                               \
+    "local function room_arr(t,r)\n"                                                               \
+    "  return {t.id,t.bid,t.bname,t.cname,t.created,t.expires,\n"                                  \
+    "    tostring(redis.call('ZCARD',K(r,'order'))),t.maxp,t.pub,t.topo} end\n"                    \
+    "local function mem_get(r,p)\n"                                                                \
+    "  local v=redis.call('HGET',K(r,'mdata'),p)\n"                                                \
+    "  if not v then return nil end return cjson.decode(v) end\n"                                  \
+    "local function mem_save(r,m)\n"                                                               \
+    "  redis.call('HSET',K(r,'mdata'),m.p,cjson.encode(m))\n"                                      \
+    "  redis.call('ZADD',K(r,'mexp'),m.e,m.p) end\n"                                               \
+    "local function mem_arr(m) return {m.p,m.u,m.n,m.j,m.e,m.l} end\n"                             \
+    "local function members(r,except)\n"                                                           \
+    "  local out={}\n"                                                                             \
+    "  for _,p in ipairs(redis.call('ZRANGE',K(r,'order'),0,-1)) do\n"                             \
+    "    if p~=except then local m=mem_get(r,p) if m then out[#out+1]=mem_arr(m) end end end\n"    \
+    "  return out end\n"                                                                           \
+    "local function keep(r,t)\n"                                                                   \
+    "  local ttl=tonumber(t.expires)-now+GRACE\n"                                                  \
+    "  if ttl<GRACE then ttl=GRACE end\n"                                                          \
+    "  for _,s in ipairs({'room','order','mdata','mexp','offer'}) do\n"                            \
+    "    redis.call('PEXPIRE',K(r,s),ttl) end\n"                                                   \
+    "  local b='pl:bcast:'..t.bid\n"                                                               \
+    "  if redis.call('GET',b)==r then redis.call('PEXPIRE',b,ttl) end\n"                           \
+    "  if t.bname~='' then local n='pl:name:'..t.bname\n"                                          \
+    "    if redis.call('GET',n)==r then redis.call('PEXPIRE',n,ttl) end end end\n"                 \
+    "local function touch_expiry(r,t)\n"                                                           \
+    "  local e=tonumber(t.expires)\n"                                                              \
+    "  local m=redis.call('ZRANGE',K(r,'mexp'),0,0,'WITHSCORES')\n"                                \
+    "  if m[2] and tonumber(m[2])<e then e=tonumber(m[2]) end\n"                                   \
+    "  redis.call('ZADD','pl:expiry',e,r) end\n"                                                   \
+    "local function offer_clear(r,expired)\n"                                                      \
+    "  local env=redis.call('HGET',K(r,'offer'),'env')\n"                                          \
+    "  if not env then return end\n"                                                               \
+    "  local _,_,_,_,js=parse(env)\n"                                                              \
+    "  stat('queued',-1) stat('qbytes',-#js)\n"                                                    \
+    "  if expired then stat('expired',1) end\n"                                                    \
+    "  redis.call('DEL',K(r,'offer')) end\n"                                                       \
+    "local function inbox_clear(r,p)\n"                                                            \
+    "  local k=K(r,'inbox:'..p)\n"                                                                 \
+    "  for _,rec in ipairs(redis.call('LRANGE',k,0,-1)) do\n"                                      \
+    "    local _,_,_,_,js=parse(rec) stat('queued',-1) stat('qbytes',-#js) end\n"                  \
+    "  redis.call('DEL',k) end\n"                                                                  \
+    "local function mem_remove(r,p)\n"                                                             \
+    "  if redis.call('HDEL',K(r,'mdata'),p)==1 then stat('members',-1) end\n"                      \
+    "  redis.call('ZREM',K(r,'order'),p) redis.call('ZREM',K(r,'mexp'),p)\n"                       \
+    "  if redis.call('HGET',K(r,'offer'),'sender')==p then offer_clear(r,false) end\n"             \
+    "  inbox_clear(r,p) end\n"                                                                     \
+    "local function mem_add(r,m)\n"                                                                \
+    "  local seq=redis.call('HINCRBY',K(r,'room'),'seq',1)\n"                                      \
+    "  m.j=S(now) m.e=S(now+MTTL) m.l=''\n"                                                        \
+    "  mem_save(r,m) redis.call('ZADD',K(r,'order'),seq,m.p) stat('members',1)\n"                  \
+    "  return m end\n"                                                                             \
+    "local function room_remove(r,t)\n"                                                            \
+    "  for _,p in ipairs(redis.call('ZRANGE',K(r,'order'),0,-1)) do mem_remove(r,p) end\n"         \
+    "  offer_clear(r,false)\n"                                                                     \
+    "  redis.call('DEL',K(r,'room'),K(r,'order'),K(r,'mdata'),K(r,'mexp'))\n"                      \
+    "  redis.call('ZREM','pl:rooms',r) redis.call('ZREM','pl:rooms:public',r)\n"                   \
+    "  redis.call('ZREM','pl:expiry',r)\n"                                                         \
+    "  if t then\n"                                                                                \
+    "    local b='pl:bcast:'..t.bid\n"                                                             \
+    "    if redis.call('GET',b)==r then redis.call('DEL',b) end\n"                                 \
+    "    if t.bname~='' then local n='pl:name:'..t.bname\n"                                        \
+    "      if redis.call('GET',n)==r then redis.call('DEL',n) end end end end\n"                   \
+    "local function reap(r)\n"                                                                     \
+    "  local t=room_get(r)\n"                                                                      \
+    "  if not t then room_remove(r,nil) return nil end\n"                                          \
+    "  if tonumber(t.expires)<=now then\n"                                                         \
+    "    local ra,ms=room_arr(t,r),members(r)\n"                                                   \
+    "    room_remove(r,t) EV[#EV+1]={'R',ra,ms} return nil end\n"                                  \
+    "  local gone=redis.call('ZRANGEBYSCORE',K(r,'mexp'),'-inf',now)\n"                            \
+    "  if #gone==0 then return t end\n"                                                            \
+    "  local ga={}\n"                                                                              \
+    "  for _,p in ipairs(gone) do local m=mem_get(r,p)\n"                                          \
+    "    if m then ga[#ga+1]=mem_arr(m) end mem_remove(r,p) end\n"                                 \
+    "  local rem=members(r)\n"                                                                     \
+    "  local ra=room_arr(t,r)\n"                                                                   \
+    "  if #rem==0 then room_remove(r,t) end\n"                                                     \
+    "  if #ga>0 then EV[#EV+1]={'M',ra,ga,rem,(#rem==0) and '1' or '0'} end\n"                     \
+    "  if #rem==0 then return nil end\n"                                                           \
+    "  touch_expiry(r,t) return t end\n"
+
+/* ARGV[10..19]: room id, broadcaster id, broadcaster name, custom name, public (1/0),
+ * topology, max_peers, peer id, user id, name. */
+#define RS_CREATE                                                                                  \
+    "local rid,bid,bname=ARGV[10],ARGV[11],ARGV[12]\n"                                             \
+    "local req={p=ARGV[17],u=ARGV[18],n=ARGV[19]}\n"                                               \
+    "local ex=redis.call('GET','pl:bcast:'..bid)\n"                                                \
+    "if ex then local t=reap(ex)\n"                                                                \
+    "  if t then local mm\n"                                                                       \
+    "    for _,p in ipairs(redis.call('ZRANGE',K(ex,'order'),0,-1)) do\n"                          \
+    "      local m=mem_get(ex,p) if m and m.u==bid then mm=m break end end\n"                      \
+    "    if mm then mm.e=S(now+MTTL) mem_save(ex,mm)\n"                                            \
+    "    elseif redis.call('HEXISTS',K(ex,'mdata'),req.p)==1 then return {EV,-30005}\n"            \
+    "    else mm=mem_add(ex,req) end\n"                                                            \
+    "    t.expires=S(now+RTTL) redis.call('HSET',K(ex,'room'),'expires',t.expires)\n"              \
+    "    keep(ex,t) touch_expiry(ex,t)\n"                                                          \
+    "    return {EV,0,room_arr(t,ex),mem_arr(mm),'0'} end end\n"                                   \
+    "if RMAX>0 and redis.call('ZCARD','pl:rooms')>=RMAX then\n"                                    \
+    "  for _,r in ipairs(redis.call('ZRANGEBYSCORE','pl:expiry','-inf',now,'LIMIT',0,256)) do\n"   \
+    "    reap(r) end end\n"                                                                        \
+    "if RMAX>0 and redis.call('ZCARD','pl:rooms')>=RMAX then return {EV,-30008} end\n"             \
+    "if rid=='' then return {EV,-30002} end\n"                                                     \
+    "if redis.call('EXISTS',K(rid,'room'))==1 then return {EV,-30005} end\n"                       \
+    "local t={id=rid,bid=bid,bname=bname,cname=ARGV[13],created=S(now),expires=S(now+RTTL),\n"     \
+    "  maxp=ARGV[16],pub=ARGV[14],topo=ARGV[15]}\n"                                                \
+    "redis.call('HSET',K(rid,'room'),'id',t.id,'bid',t.bid,'bname',t.bname,'cname',t.cname,\n"     \
+    "  'created',t.created,'expires',t.expires,'maxp',t.maxp,'pub',t.pub,'topo',t.topo,'seq',0)\n" \
+    "local mm=mem_add(rid,req)\n"                                                                  \
+    "redis.call('ZADD','pl:rooms',now,rid)\n"                                                      \
+    "redis.call('SET','pl:bcast:'..bid,rid)\n"                                                     \
+    "if bname~='' and t.pub=='1' then redis.call('SET','pl:name:'..bname,rid) end\n"               \
+    "if t.pub=='1' then redis.call('ZADD','pl:rooms:public',-now,rid) end\n"                       \
+    "keep(rid,t) touch_expiry(rid,t)\n"                                                            \
+    "return {EV,0,room_arr(t,rid),mem_arr(mm),'1'}\n"
+
+/* ARGV[10..14]: room id or "", broadcaster name or "", peer id, user id, name. */
+#define RS_JOIN                                                                                    \
+    "local r=ARGV[10]\n"                                                                           \
+    "if r=='' then r=redis.call('GET','pl:name:'..ARGV[11]) end\n"                                 \
+    "if not r then return {EV,-30003} end\n"                                                       \
+    "local t=reap(r)\n"                                                                            \
+    "if not t then return {EV,-30003} end\n"                                                       \
+    "local n=redis.call('ZCARD',K(r,'order'))\n"                                                   \
+    "if tonumber(t.maxp)>0 and n>=tonumber(t.maxp) then return {EV,-30004} end\n"                  \
+    "if redis.call('HEXISTS',K(r,'mdata'),ARGV[12])==1 then return {EV,-30005} end\n"              \
+    "local peers=members(r)\n"                                                                     \
+    "local mm=mem_add(r,{p=ARGV[12],u=ARGV[13],n=ARGV[14]})\n"                                     \
+    "keep(r,t) touch_expiry(r,t)\n"                                                                \
+    "return {EV,0,room_arr(t,r),mem_arr(mm),peers}\n"
+
+/* ARGV[10..11]: room id, peer id. */
+#define RS_LEAVE                                                                                   \
+    "local r,p=ARGV[10],ARGV[11]\n"                                                                \
+    "local t=reap(r)\n"                                                                            \
+    "if not t then return {EV,-30003} end\n"                                                       \
+    "if redis.call('HEXISTS',K(r,'mdata'),p)==0 then return {EV,-30006} end\n"                     \
+    "mem_remove(r,p)\n"                                                                            \
+    "local rest=members(r)\n"                                                                      \
+    "if #rest==0 then room_remove(r,t) return {EV,0,'1',rest} end\n"                               \
+    "touch_expiry(r,t)\n"                                                                          \
+    "return {EV,0,'0',rest}\n"
+
+/* ARGV[10..11]: room id, peer id. */
+#define RS_HEARTBEAT                                                                               \
+    "local r,p=ARGV[10],ARGV[11]\n"                                                                \
+    "local t=reap(r)\n"                                                                            \
+    "if not t then return {EV,-30003} end\n"                                                       \
+    "local m=mem_get(r,p)\n"                                                                       \
+    "if not m then return {EV,-30006} end\n"                                                       \
+    "m.e=S(now+MTTL) mem_save(r,m)\n"                                                              \
+    "t.expires=S(now+RTTL) redis.call('HSET',K(r,'room'),'expires',t.expires)\n"                   \
+    "keep(r,t) touch_expiry(r,t)\n"                                                                \
+    "return {EV,0,room_arr(t,r),mem_arr(m)}\n"
+
+#define RS_GET_MEMBER                                                                              \
+    "local r,p=ARGV[10],ARGV[11]\n"                                                                \
+    "local t=reap(r)\n"                                                                            \
+    "if not t then return {EV,-30003} end\n"                                                       \
+    "local m=mem_get(r,p)\n"                                                                       \
+    "if not m then return {EV,-30006} end\n"                                                       \
+    "return {EV,0,room_arr(t,r),mem_arr(m)}\n"
+
+/* ARGV[10..18]: room id, from peer, has from (1/0), to peer, has to (1/0), type, envelope
+ * id, envelope from, json. */
+#define RS_PUSH                                                                                    \
+    "local r,from,hasfrom,to,hasto=ARGV[10],ARGV[11],ARGV[12]=='1',ARGV[13],ARGV[14]=='1'\n"       \
+    "local ty,id,efrom,js=ARGV[15],ARGV[16],ARGV[17],ARGV[18]\n"                                   \
+    "local t=reap(r)\n"                                                                            \
+    "if not t then return {EV,-30003} end\n"                                                       \
+    "if hasfrom and redis.call('HEXISTS',K(r,'mdata'),from)==0 then return {EV,-30006} end\n"      \
+    "local k=K(r,'inbox:'..to)\n"                                                                  \
+    "if hasto then\n"                                                                              \
+    "  if redis.call('HEXISTS',K(r,'mdata'),to)==0 then return {EV,-30003} end\n"                  \
+    "  while true do local h=redis.call('LINDEX',k,0)\n"                                           \
+    "    if not h then break end\n"                                                                \
+    "    local _,ex,_,_,hj=parse(h)\n"                                                             \
+    "    if tonumber(ex)>now then break end\n"                                                     \
+    "    redis.call('LPOP',k) stat('queued',-1) stat('qbytes',-#hj) stat('expired',1) end\n"       \
+    "  local items=redis.call('LRANGE',k,0,-1)\n"                                                  \
+    "  if IMAX>0 and #items>=IMAX then return {EV,-30008} end\n"                                   \
+    "  local b,mine=0,0\n"                                                                         \
+    "  for _,rec in ipairs(items) do local _,_,f,_,j=parse(rec) b=b+#j\n"                          \
+    "    if f==efrom then mine=mine+1 end end\n"                                                   \
+    "  if IBYTES>0 and b+#js>IBYTES then return {EV,-30008} end\n"                                 \
+    "  if ISEND>0 and efrom~='' and mine>=ISEND then return {EV,-30008} end\n"                     \
+    "end\n"                                                                                        \
+    "if QBMAX>0 and (tonumber(redis.call('HGET','pl:stats','qbytes')) or 0)+#js>QBMAX then\n"      \
+    "  return {EV,-30008} end\n"                                                                   \
+    "local rec=ty..'|'..S(now+STTL)..'|'..efrom..'|'..id..'|'..js\n"                               \
+    "if hasto then\n"                                                                              \
+    "  redis.call('RPUSH',k,rec) redis.call('PEXPIRE',k,STTL+GRACE)\n"                             \
+    "  redis.call('PUBLISH','pl:inbox',r..'/'..to)\n"                                              \
+    "else\n"                                                                                       \
+    "  local sender=efrom if hasfrom then sender=from end\n"                                       \
+    "  offer_clear(r,false)\n"                                                                     \
+    "  redis.call('HSET',K(r,'offer'),'sender',sender,'env',rec)\n"                                \
+    "  redis.call('PEXPIRE',K(r,'offer'),STTL+GRACE)\n"                                            \
+    "  for _,p in ipairs(redis.call('ZRANGE',K(r,'order'),0,-1)) do\n"                             \
+    "    if p~=sender then redis.call('PUBLISH','pl:inbox',r..'/'..p) end end\n"                   \
+    "end\n"                                                                                        \
+    "stat('queued',1) stat('qbytes',#js)\n"                                                        \
+    "return {EV,0}\n"
+
+/* ARGV[10..13]: room id, peer id, mask, max. Envelopes come back as {id,type,from,json}. */
+#define RS_POP                                                                                     \
+    "local r,p,mask,max=ARGV[10],ARGV[11],tonumber(ARGV[12]),tonumber(ARGV[13])\n"                 \
+    "local t=reap(r)\n"                                                                            \
+    "if not t then return {EV,-30003} end\n"                                                       \
+    "local m=mem_get(r,p)\n"                                                                       \
+    "if not m then return {EV,-30006} end\n"                                                       \
+    "local k=K(r,'inbox:'..p)\n"                                                                   \
+    "local items=redis.call('LRANGE',k,0,-1)\n"                                                    \
+    "local kept,out,changed={}, {}, false\n"                                                       \
+    "for _,rec in ipairs(items) do\n"                                                              \
+    "  local ty,ex,f,id,js=parse(rec)\n"                                                           \
+    "  if tonumber(ex)<=now then changed=true\n"                                                   \
+    "    stat('queued',-1) stat('qbytes',-#js) stat('expired',1)\n"                                \
+    "  elseif #out<max and bit.band(tonumber(ty),mask)~=0 then changed=true\n"                     \
+    "    stat('queued',-1) stat('qbytes',-#js) out[#out+1]={id,ty,f,js}\n"                         \
+    "  else kept[#kept+1]=rec end end\n"                                                           \
+    "if changed then redis.call('DEL',k)\n"                                                        \
+    "  for i=1,#kept,512 do redis.call('RPUSH',k,unpack(kept,i,math.min(i+511,#kept))) end\n"      \
+    "  if #kept>0 then redis.call('PEXPIRE',k,STTL+GRACE) end end\n"                               \
+    "if bit.band(mask,1)~=0 then\n"                                                                \
+    "  local o=redis.call('HMGET',K(r,'offer'),'sender','env')\n"                                  \
+    "  if o[2] then local ty,ex,f,id,js=parse(o[2])\n"                                             \
+    "    if tonumber(ex)<=now then offer_clear(r,true)\n"                                          \
+    "    elseif #out<max and o[1]~=p then offer_clear(r,false) out[#out+1]={id,ty,f,js} end\n"     \
+    "  end end\n"                                                                                  \
+    "stat('delivered',#out)\n"                                                                     \
+    "local lof=nil\n"                                                                              \
+    "for _,e in ipairs(out) do if e[2]=='1' and e[3]~='' then lof=e[3] end end\n"                  \
+    "if lof then m.l=lof mem_save(r,m) end\n"                                                      \
+    "return {EV,0,out}\n"
+
+#define RS_GET_ROOM                                                                                \
+    "local t=reap(ARGV[10])\n"                                                                     \
+    "if not t then return {EV,-30003} end\n"                                                       \
+    "return {EV,0,room_arr(t,ARGV[10])}\n"
+
+#define RS_GET_MEMBERS                                                                             \
+    "local t=reap(ARGV[10])\n"                                                                     \
+    "if not t then return {EV,-30003} end\n"                                                       \
+    "return {EV,0,room_arr(t,ARGV[10]),members(ARGV[10])}\n"
+
+/* ARGV[10..12]: limit, cursor created_at ("" for the first page), cursor room id. */
+#define RS_LIST                                                                                    \
+    "local limit,cc,cid=tonumber(ARGV[10]),ARGV[11],ARGV[12]\n"                                    \
+    "local min='-inf' local cs=nil\n"                                                              \
+    "if cc~='' then cs=-tonumber(cc) min=S(cs) end\n"                                              \
+    "local out,last,more,off={},nil,false,0\n"                                                     \
+    "while not more do\n"                                                                          \
+    "  local b=redis.call('ZRANGEBYSCORE','pl:rooms:public',min,'+inf','WITHSCORES','LIMIT',off,128)\n" \
+    "  if #b==0 then break end\n"                                                                  \
+    "  for i=1,#b,2 do local id,sc=b[i],tonumber(b[i+1])\n"                                        \
+    "    if not (cs and sc==cs and not bytes_lt(cid,id)) then\n"                                   \
+    "      local t=room_get(id)\n"                                                                 \
+    "      if t and tonumber(t.expires)>now then\n"                                                \
+    "        if #out>=limit then more=true break end\n"                                            \
+    "        out[#out+1]=room_arr(t,id) last=t end end end\n"                                      \
+    "  off=off+128 end\n"                                                                          \
+    "local nc=''\n"                                                                                \
+    "if more and last then nc=last.created..'.'..last.id end\n"                                    \
+    "return {EV,0,out,nc}\n"
+
+/* ARGV[10..11]: key, window_ms. */
+#define RS_RATE                                                                                    \
+    "local w=tonumber(ARGV[11])\n"                                                                 \
+    "local win=math.floor(now/w)\n"                                                                \
+    "local k='pl:rl:'..ARGV[10]..':'..ARGV[11]..':'..S(win)\n"                                     \
+    "local c=redis.call('INCR',k)\n"                                                               \
+    "if c==1 then redis.call('PEXPIRE',k,w+1000) end\n"                                            \
+    "return {EV,0,tostring(c),S((win+1)*w)}\n"
+
+#define RS_STATS                                                                                   \
+    "local v=redis.call('HMGET','pl:stats','members','queued','delivered','expired')\n"            \
+    "return {EV,0,tostring(redis.call('ZCARD','pl:rooms')),v[1] or '0',v[2] or '0',\n"             \
+    "  v[3] or '0',v[4] or '0'}\n"
+
+/* ARGV[10]: how many due rooms to handle. Every node runs it; the script is atomic, so each
+ * expiry is reported by exactly one node. */
+#define RS_SWEEP                                                                                   \
+    "local due=redis.call('ZRANGEBYSCORE','pl:expiry','-inf',now,'LIMIT',0,tonumber(ARGV[10]))\n"  \
+    "for _,r in ipairs(due) do local t=reap(r) if t then touch_expiry(r,t) end end\n"              \
+    "return {EV,0,tostring(#due)}\n"
+
+#endif
