@@ -884,6 +884,67 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     conn_schedule(c);
 }
 
+/* ---- the libuv adapter, corrected ----
+ * hiredis 0.14.1's adapter ignores a poll callback with an error status, which libuv
+ * delivers (and then stops the handle) when the socket reports POLLERR, e.g. a refused
+ * connect: hiredis then never learns that the connect failed and the context hangs
+ * forever. These replacements hand such an event to hiredis, which reads the socket error
+ * and fails the connect or drops the connection as usual. */
+
+static void rs_poll(uv_poll_t *handle, int status, int events)
+{
+    redisLibuvEvents *p = handle->data;
+    if (!p->context)
+        return;
+    if (status < 0) {
+        if (!(p->context->c.flags & REDIS_CONNECTED))
+            redisAsyncHandleWrite(p->context); /* checks the connect's SO_ERROR */
+        else
+            redisAsyncHandleRead(p->context);
+        return;
+    }
+    if (p->context && (events & UV_READABLE))
+        redisAsyncHandleRead(p->context);
+    if (p->context && (events & UV_WRITABLE))
+        redisAsyncHandleWrite(p->context);
+}
+
+static void rs_poll_update(redisLibuvEvents *p)
+{
+    if (p->events)
+        uv_poll_start(&p->handle, p->events, rs_poll);
+    else
+        uv_poll_stop(&p->handle);
+}
+
+static void rs_add_read(void *d)
+{
+    redisLibuvEvents *p = d;
+    p->events |= UV_READABLE;
+    rs_poll_update(p);
+}
+
+static void rs_del_read(void *d)
+{
+    redisLibuvEvents *p = d;
+    p->events &= ~UV_READABLE;
+    rs_poll_update(p);
+}
+
+static void rs_add_write(void *d)
+{
+    redisLibuvEvents *p = d;
+    p->events |= UV_WRITABLE;
+    rs_poll_update(p);
+}
+
+static void rs_del_write(void *d)
+{
+    redisLibuvEvents *p = d;
+    p->events &= ~UV_WRITABLE;
+    rs_poll_update(p);
+}
+
 static void conn_start(rs_conn_t *c)
 {
     rs_store_t *s = c->s;
@@ -909,6 +970,10 @@ static void conn_start(rs_conn_t *c)
         conn_schedule(c);
         return;
     }
+    ac->ev.addRead = rs_add_read;
+    ac->ev.delRead = rs_del_read;
+    ac->ev.addWrite = rs_add_write;
+    ac->ev.delWrite = rs_del_write;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     c->ac = ac;
@@ -1070,8 +1135,7 @@ int pl_store_redis_new(uv_loop_t *loop, const char *url, const pl_store_opts_t *
     s->sub.timer.data = &s->sub;
     uv_timer_start(&s->sweep_timer, on_sweep_timer, RS_SWEEP_MS, RS_SWEEP_MS);
     uv_unref((uv_handle_t *)&s->sweep_timer);
-    uv_unref((uv_handle_t *)&s->cmd.timer);
-    uv_unref((uv_handle_t *)&s->sub.timer);
+    /* The retry timers stay referenced: a pending reconnect is work the loop must do. */
     pl_log_info("store: redis engine starting", PL_LS("host", s->host), PL_LI("port", s->port),
                 PL_LI("db", s->db), PL_LS("node", s->node));
     conn_start(&s->cmd);

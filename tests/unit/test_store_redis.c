@@ -887,16 +887,16 @@ static void test_list_rooms(void)
     }
     CHECK_EQ_INT(list(s, 4, NULL), 0);
     CHECK_EQ_INT(R.nrooms, 4);
-    CHECK_EQ_STR(R.rooms[0].id, "r6");
-    CHECK_EQ_STR(R.rooms[1].id, "r4");
-    CHECK_EQ_STR(R.rooms[2].id, "r5");
-    CHECK_EQ_STR(R.rooms[3].id, "r2");
+    CHECK_EQ_STR(R.rooms[0].id, "r5"); /* r5 and r6 at T0+3, r4 at T0+2, r1 r2 at T0+1 */
+    CHECK_EQ_STR(R.rooms[1].id, "r6");
+    CHECK_EQ_STR(R.rooms[2].id, "r4");
+    CHECK_EQ_STR(R.rooms[3].id, "r1");
     char cur[PL_CURSOR_MAX + 1];
     snprintf(cur, sizeof cur, "%s", R.cursor);
     CHECK(cur[0] != '\0');
     CHECK_EQ_INT(list(s, 4, cur), 0);
     CHECK_EQ_INT(R.nrooms, 2);
-    CHECK_EQ_STR(R.rooms[0].id, "r1");
+    CHECK_EQ_STR(R.rooms[0].id, "r2");
     CHECK_EQ_STR(R.rooms[1].id, "r0");
     CHECK_EQ_STR(R.cursor, "");
     CHECK_EQ_INT(list(s, 4, "garbage"), PL_EINVAL);
