@@ -9,6 +9,7 @@
 #include "config.h"
 #include "http/server.h"
 #include "metrics.h"
+#include "store/redis.h"
 #include "store/store.h"
 #include "ws/ws.h"
 
@@ -113,8 +114,12 @@ static int start(daemon_t *d)
     pl_store_listener_t listener = pl_hub_listener(app->hub);
     if (strcmp(d->cfg.store, "memory") == 0) {
         rc = pl_store_memory_new(app->loop, &sopts, &listener, &app->store);
+    } else if (strncmp(d->cfg.store, "redis://", 8) == 0) {
+        /* Connects in the background: /readyz says when the store answers. */
+        rc = pl_store_redis_new(app->loop, d->cfg.store, &sopts, &listener, d->cfg.node_id,
+                                &app->store);
     } else {
-        pl_log_error("this build supports only the memory store", PL_LS("store", d->cfg.store));
+        pl_log_error("unknown store engine", PL_LS("store", d->cfg.store));
         return PL_ECONFIG;
     }
     if (rc) {

@@ -83,10 +83,10 @@ browser_deps() {
 step "browser test deps (npm ci)" browser_deps || true
 
 # ---------------------------------------------------------------------------------------
-# REDIS: reserved place. The redis store engine's tests will need a redis-server started
-# here (on a free port, stopped by an EXIT trap) and its URL exported for ctest, e.g.
-#   PARLEY_TEST_REDIS_URL=redis://127.0.0.1:<port>
-# Not started yet: no test uses it so far.
+# REDIS: nothing to start here. Every test that needs Redis starts its own redis-server on a
+# free loopback port without persistence and stops it (tests/integration/harness.py's
+# RedisServer for the suites registered with engine "redis"; tests/unit/test_store_redis.c
+# for the engine's own test), so no test depends on a Redis already running.
 # ---------------------------------------------------------------------------------------
 
 normal_built=0
