@@ -389,11 +389,12 @@ static void conn_process(pl_http_conn_t *c)
             pl_buf_reset(&c->inbuf);
             break;
         }
-        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-            /* After an Upgrade request the bytes that follow are not HTTP; the application
-             * may answer it, but the connection ends afterwards. */
-            if (err == HPE_PAUSED_UPGRADE)
-                c->close_after_response = true;
+        if (err == HPE_PAUSED_UPGRADE) {
+            /* The upgrade request was handed over already; what follows is not HTTP. */
+            c->close_after_response = true;
+            break;
+        }
+        if (err == HPE_PAUSED) {
             size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - c->inbuf.data);
             pl_buf_consume(&c->inbuf, used);
             llhttp_resume(&c->parser);
@@ -560,6 +561,10 @@ static int cb_headers_complete(llhttp_t *p)
     r->method_str = pl_str(llhttp_method_name((llhttp_method_t)r->method));
     r->is_head = r->method == HTTP_HEAD;
     r->keep_alive = llhttp_should_keep_alive(p);
+    /* After an Upgrade request llhttp parses nothing more as HTTP on this connection: it is
+     * either taken over (a WebSocket) or answered and closed. */
+    if (p->upgrade)
+        c->close_after_response = true;
 
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s->opts.max_body) {
         c->error_status = 413;
@@ -788,6 +793,10 @@ int pl_http_take_socket(pl_http_req_t *req, int status, int *fd, pl_buf_t *rest)
     uv_os_fd_t ours;
     if (req->responded || req->aborted || c->state == CONN_CLOSING)
         return PL_ECLOSED;
+    /* Closing our descriptor would cancel responses still queued for earlier pipelined
+     * requests; a client that upgrades before reading them is refused instead. */
+    if (c->write_bytes > 0)
+        return PL_ELIMIT;
     int rc = uv_fileno((uv_handle_t *)&c->tcp, &ours);
     if (rc)
         return rc;

@@ -47,6 +47,12 @@ struct frame {
 
 typedef struct session session_t;
 
+/* A timed-out member's leave, answered maybe after its session is gone. */
+typedef struct {
+    pl_app_t *app;
+    pl_sigtoken_t sig;
+} dropped_t;
+
 /* What a callback that may outlive a session holds: the id, looked up again. */
 typedef struct {
     pl_ws_t *ws;
@@ -72,6 +78,7 @@ struct session {
     bool ping_due;
     bool close_sent;
     bool killed;
+    bool rx_paused;
     bool counted;   /* against PARLEY_MAX_CONNECTIONS */
     int close_code; /* >0: close with this code at the next writable callback */
     const char *close_why;
@@ -259,6 +266,11 @@ void api_ws_upgrade(pl_call_t *call)
 {
     pl_app_t *app = call->app;
     pl_http_req_t *req = call->req;
+    if (!pl_str_eq(req->method_str, "GET")) {
+        pl_http_add_header(req, "Allow", "GET");
+        api_error(call, 405, "method_not_allowed", "the WebSocket upgrade is a GET");
+        return;
+    }
     if (!app->ws) {
         api_error(call, 503, "store_unavailable", "the WebSocket channel is not running");
         return;
@@ -376,7 +388,8 @@ static void on_upgrade_member(void *ud, int status, const pl_room_t *room,
         pl_map_del(&ws->pending, sid, strlen(sid));
         pl_buf_free(&hs);
         session_free(s);
-        api_error(call, 503, "overloaded", "cannot take the connection over");
+        api_error(call, 400, "bad_request",
+                  "cannot upgrade: earlier responses on this connection are still unread");
         return;
     }
     /* The request is answered (101); only the call remains to be freed. The socket still
@@ -429,16 +442,15 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         s = pl_map_del(&ws->pending, sid, strlen(sid));
         if (!s)
             return -1;
-        *slot = s;
-        s->wsi = wsi;
-        s->established = true;
         char key[24];
         snprintf(key, sizeof key, "%llu", (unsigned long long)s->id);
         if (pl_map_put(&ws->sessions, key, strlen(key), s)) {
-            *slot = NULL;
-            session_free(s);
+            session_free(s); /* not established: nothing linked yet */
             return -1;
         }
+        *slot = s;
+        s->wsi = wsi;
+        s->established = true;
         s->next = ws->all;
         if (ws->all)
             ws->all->prev = s;
@@ -463,6 +475,9 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_RECEIVE: {
         if (!s)
             return -1;
+        /* Once the socket is closing, what the client still sends is not acted on. */
+        if (s->close_code)
+            break;
         s->last_seen_ms = pl_now_ms();
         ws->stats.bytes_received += len;
         if (lws_is_first_fragment(wsi)) {
@@ -509,6 +524,9 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_SERVER_WRITEABLE: {
         if (!s)
             return -1;
+        /* Nothing may follow our close frame (RFC 6455 5.5.1). */
+        if (s->close_sent)
+            break;
         /* A graceful close lets what is queued out first (a room-closed notice, acks); an
          * overloaded consumer gets its close at once. */
         if (s->close_code && (s->close_code == 1013 || !s->head)) {
@@ -557,9 +575,14 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             return -1;
         if (s->head)
             lws_callback_on_writable(wsi);
-        /* Room again: the stall is over, and more may wait in the inbox. */
+        /* Room again: the stall is over, the client may send again, and more may wait in
+         * the inbox. */
         if (!queue_full(s)) {
             s->stalled_since_ms = 0;
+            if (s->rx_paused) {
+                s->rx_paused = false;
+                lws_rx_flow_control(wsi, 1);
+            }
             if (s->dirty)
                 pl_hub_poke(ws->app->hub, &s->sink);
         }
@@ -636,6 +659,8 @@ static void session_close(session_t *s, int code, const char *why)
 
 static bool session_enqueue(session_t *s, const char *text, size_t len)
 {
+    if (s->close_code)
+        return false; /* closing: nothing new goes out */
     frame_t *f = malloc(sizeof *f + LWS_PRE + len);
     if (!f)
         return false;
@@ -648,8 +673,16 @@ static bool session_enqueue(session_t *s, const char *text, size_t len)
     s->queued_msgs++;
     /* A full queue is a consumer that does not keep up; the tick closes it with 1013 if it
      * stays full for PARLEY_WS_STALL_TIMEOUT. */
-    if (!s->stalled_since_ms && queue_full(s))
-        s->stalled_since_ms = pl_now_ms();
+    if (queue_full(s)) {
+        if (!s->stalled_since_ms)
+            s->stalled_since_ms = pl_now_ms();
+        /* Every client message may add an answer to the queue (an error, an ack): stop
+         * reading from a client whose queue is full, or it could grow it without bound. */
+        if (!s->rx_paused && s->wsi) {
+            s->rx_paused = true;
+            lws_rx_flow_control(s->wsi, 0);
+        }
+    }
     if (s->wsi)
         lws_callback_on_writable(s->wsi);
     return true;
@@ -815,8 +848,8 @@ static void handle_message(session_t *s)
 
     pl_call_t *call = calloc(1, sizeof *call);
     if (!call) {
-        json_decref(msg);
         send_error(s, "internal", "out of memory", ref);
+        json_decref(msg); /* owns ref */
         return;
     }
     call->app = ws->app;
@@ -933,12 +966,13 @@ static void on_tick(uv_timer_t *t)
             /* Silent past the member TTL: the member goes too, and the others hear it now
              * rather than at the next sweep. */
             session_close(s, CLOSE_TIMEOUT, "timeout");
-            session_ref_t *ref = malloc(sizeof *ref);
-            if (ref) {
-                ref->ws = ws;
-                ref->id = s->id;
-                if (store->leave_room(store, s->sig.room_id, s->sig.peer_id, on_dropped, ref))
-                    free(ref);
+            /* The leave's answer may come after the session is gone: it carries who left. */
+            dropped_t *d = malloc(sizeof *d);
+            if (d) {
+                d->app = ws->app;
+                d->sig = s->sig;
+                if (store->leave_room(store, s->sig.room_id, s->sig.peer_id, on_dropped, d))
+                    free(d);
             }
             continue;
         }
@@ -972,15 +1006,14 @@ static void on_refreshed(void *ud, int status, const pl_room_t *room, const pl_m
 static void on_dropped(void *ud, int status, bool room_removed, const pl_member_t *remaining,
                        size_t n)
 {
-    session_ref_t ref = *(session_ref_t *)ud;
+    dropped_t d = *(dropped_t *)ud;
     free(ud);
     (void)room_removed;
-    session_t *s = session_by_id(ref.ws, ref.id);
-    if (status || !s)
+    if (status)
         return;
     pl_member_t gone = {0};
-    memcpy(gone.peer_id, s->sig.peer_id, PL_ID_SIZE);
-    snprintf(gone.user_id, sizeof gone.user_id, "%s", s->sig.user_id);
-    snprintf(gone.name, sizeof gone.name, "%s", s->sig.name);
-    api_fanout_peer_left(ref.ws->app, s->sig.room_id, &gone, remaining, n);
+    memcpy(gone.peer_id, d.sig.peer_id, PL_ID_SIZE);
+    snprintf(gone.user_id, sizeof gone.user_id, "%s", d.sig.user_id);
+    snprintf(gone.name, sizeof gone.name, "%s", d.sig.name);
+    api_fanout_peer_left(d.app, d.sig.room_id, &gone, remaining, n);
 }
