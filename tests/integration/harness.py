@@ -423,7 +423,10 @@ class Server:
             try:
                 conn = http.client.HTTPConnection(self.host, self.port, timeout=1.0)
                 try:
-                    conn.request("GET", "/healthz")
+                    # The redis engine connects in the background: wait until it answers, or
+                    # the first request of a test could meet 503 store_unavailable.
+                    conn.request("GET", "/readyz" if str(self.store).startswith("redis://")
+                                 else "/healthz")
                     resp = conn.getresponse()
                     resp.read()
                     if resp.status == 200:
@@ -434,7 +437,7 @@ class Server:
                 pass
             if time.monotonic() >= deadline:
                 self.kill()
-                raise ServerStartError("parleyd did not answer GET /healthz 200 within %.0f s; "
+                raise ServerStartError("parleyd did not answer GET /healthz (/readyz) 200 within %.0f s; "
                                        "log:\n%s" % (self.START_TIMEOUT, self.log_tail(40)))
             time.sleep(0.05)
 
