@@ -37,10 +37,10 @@
 
 /* Signaling tokens are minted and checked by parleyd nodes whose clocks agree to within a
  * few seconds; their lifetime is the caller's choice, so only skew needs absorbing. */
-#define SIG_TYP       "parley-signaling"
-#define SIG_KEY_MIN   32
-#define SIG_KEY_MAX   64
-#define HS256_LEN     32
+#define SIG_TYP     "parley-signaling"
+#define SIG_KEY_MIN 32
+#define SIG_KEY_MAX 64
+#define HS256_LEN   32
 /* 9999-12-31T23:59:59Z: any later NumericDate is nonsense, and the bound keeps the
  * conversion to milliseconds far from int64 overflow. */
 #define NUMERIC_DATE_MAX 253402300799LL

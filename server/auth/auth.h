@@ -19,9 +19,9 @@
 #define PL_AUTH_LEEWAY_MS 30000
 /* Clock skew allowed on a signaling token's exp (parleyd made it; nodes differ slightly). */
 #define PL_SIGTOKEN_LEEWAY_MS 5000
-#define PL_TOKEN_MAX      8192 /* longest token (user or signaling) we look at */
-#define PL_DOMAINS_MAX    16
-#define PL_DOMAIN_SIZE    254
+#define PL_TOKEN_MAX          8192 /* longest token (user or signaling) we look at */
+#define PL_DOMAINS_MAX        16
+#define PL_DOMAIN_SIZE        254
 
 typedef struct {
     char user_id[PL_USER_ID_SIZE];                /* `sub` */
