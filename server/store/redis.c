@@ -41,6 +41,7 @@
 
 #define RS_INFLIGHT_MAX   65536
 #define RS_BACKOFF_MIN_MS 100
+#define RS_TIMEOUT_MS     2000 /* deadline of every command and of each connect's handshake */
 #define RS_BACKOFF_MAX_MS 5000
 #define RS_SWEEP_MS       1000
 #define RS_SWEEP_BATCH    128
@@ -66,12 +67,18 @@ enum {
 };
 
 static const char *const script_body[OP_COUNT] = {
-    [OP_CREATE] = RS_CREATE,         [OP_JOIN] = RS_JOIN,
-    [OP_LEAVE] = RS_LEAVE,           [OP_HEARTBEAT] = RS_HEARTBEAT,
-    [OP_GET_MEMBER] = RS_GET_MEMBER, [OP_PUSH] = RS_PUSH,
-    [OP_POP] = RS_POP,               [OP_GET_ROOM] = RS_GET_ROOM,
-    [OP_GET_MEMBERS] = RS_GET_MEMBERS, [OP_LIST] = RS_LIST,
-    [OP_RATE] = RS_RATE,             [OP_STATS] = RS_STATS,
+    [OP_CREATE] = RS_CREATE,
+    [OP_JOIN] = RS_JOIN,
+    [OP_LEAVE] = RS_LEAVE,
+    [OP_HEARTBEAT] = RS_HEARTBEAT,
+    [OP_GET_MEMBER] = RS_GET_MEMBER,
+    [OP_PUSH] = RS_PUSH,
+    [OP_POP] = RS_POP,
+    [OP_GET_ROOM] = RS_GET_ROOM,
+    [OP_GET_MEMBERS] = RS_GET_MEMBERS,
+    [OP_LIST] = RS_LIST,
+    [OP_RATE] = RS_RATE,
+    [OP_STATS] = RS_STATS,
     [OP_SWEEP] = RS_SWEEP,
 };
 
@@ -82,11 +89,15 @@ typedef struct {
     const char *name; /* "command", "subscriber" */
     bool is_sub;
     redisAsyncContext *ac;
-    bool up;      /* connected (and, for sub, subscribed; for cmd, scripts sent) */
+    bool up; /* connected (and, for sub, subscribed; for cmd, scripts sent) */
     bool logged_down;
-    int attempt;  /* reconnect attempts since the last success */
+    bool timed_out;       /* the connection is being dropped because Redis stopped answering */
+    int attempt;          /* reconnect attempts since the last success */
+    uint64_t hs_deadline; /* uv_now() by which the handshake must answer; 0 = none pending */
     uv_timer_t timer;
 } rs_conn_t;
+
+typedef struct rs_req rs_req_t;
 
 struct rs_store {
     pl_store_t base; /* first */
@@ -101,6 +112,11 @@ struct rs_store {
     char sha[OP_COUNT][41];
     rs_conn_t cmd, sub;
     uv_timer_t sweep_timer;
+    /* Requests in flight on `cmd`, oldest first; their deadlines are in the same order
+     * (sent time + RS_TIMEOUT_MS on the loop's monotonic clock). One timer watches the
+     * head and the handshakes' deadlines. */
+    rs_req_t *pend_head, *pend_tail;
+    uv_timer_t deadline_timer;
     bool sweeping;
     bool closing;
     int open_handles;
@@ -108,8 +124,11 @@ struct rs_store {
     uint64_t rng;
 };
 
-typedef struct {
+struct rs_req {
     rs_store_t *s;
+    rs_req_t *prev, *next; /* in the pending FIFO */
+    uint64_t deadline;
+    bool linked;
     int op;
     void (*cb)(void);
     void *ud;
@@ -118,9 +137,11 @@ typedef struct {
     const char *argv[RS_ARGS_MAX];
     size_t argvlen[RS_ARGS_MAX];
     char *buf; /* the argument bytes argv points into */
-} rs_req_t;
+};
 
 static void conn_start(rs_conn_t *c);
+static void conn_set_up(rs_conn_t *c, bool up);
+static void conn_schedule(rs_conn_t *c);
 static void sweep_run(rs_store_t *s);
 static void on_retry_timer(uv_timer_t *t);
 
@@ -429,6 +450,111 @@ static void complete(rs_req_t *q, const redisReply *r)
     free(ms);
 }
 
+/* ---- deadlines ----
+ * hiredis 0.14's async API has no timeout, so a Redis that keeps its sockets open but does
+ * not answer (SIGSTOP, a black-holed network) would leave requests pending for ever. Every
+ * request sent on `cmd` joins a FIFO with a deadline RS_TIMEOUT_MS ahead; since the loop's
+ * clock only moves forward the FIFO is ordered by deadline, and one timer, armed for the
+ * earliest deadline (the FIFO's head or a connection's handshake), is enough. When a
+ * deadline passes, the connection is considered broken: it is freed at once, which fails
+ * every request still on it with PL_EUNAVAIL exactly once (no late reply can arrive on a
+ * freed context), turns ready() false and reconnects with the usual backoff. */
+
+static void on_deadline_timer(uv_timer_t *t);
+
+static void deadline_arm(rs_store_t *s)
+{
+    if (s->closing)
+        return;
+    uint64_t d = s->pend_head ? s->pend_head->deadline : 0;
+    const rs_conn_t *conns[2] = {&s->cmd, &s->sub};
+    for (int i = 0; i < 2; i++) {
+        if (conns[i]->hs_deadline && (!d || conns[i]->hs_deadline < d))
+            d = conns[i]->hs_deadline;
+    }
+    if (!d) {
+        uv_timer_stop(&s->deadline_timer);
+        return;
+    }
+    uint64_t now = uv_now(s->loop);
+    uv_timer_start(&s->deadline_timer, on_deadline_timer, d > now ? d - now : 0, 0);
+}
+
+static void pend_link(rs_store_t *s, rs_req_t *q)
+{
+    q->deadline = uv_now(s->loop) + RS_TIMEOUT_MS;
+    q->next = NULL;
+    q->prev = s->pend_tail;
+    if (s->pend_tail)
+        s->pend_tail->next = q;
+    else
+        s->pend_head = q;
+    s->pend_tail = q;
+    q->linked = true;
+    /* An armed timer already targets a deadline no later than this one. */
+    if (!uv_is_active((uv_handle_t *)&s->deadline_timer))
+        deadline_arm(s);
+}
+
+static void pend_unlink(rs_store_t *s, rs_req_t *q)
+{
+    if (!q->linked)
+        return;
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        s->pend_head = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    else
+        s->pend_tail = q->prev;
+    q->prev = q->next = NULL;
+    q->linked = false;
+    /* A timer aimed at a head that has gone fires early, rescans and re-arms; only an
+     * empty FIFO needs attention now (so that an idle engine has no timer running). */
+    if (!s->pend_head)
+        deadline_arm(s);
+}
+
+/* Drops a connection that stopped answering. Freeing the context runs every pending
+ * callback with a NULL reply (PL_EUNAVAIL) and, for a connected context, on_disconnect,
+ * which schedules the reconnect; an unconnected one is rescheduled here. */
+static void conn_break(rs_conn_t *c)
+{
+    redisAsyncContext *ac = c->ac;
+    c->hs_deadline = 0;
+    if (!ac)
+        return;
+    c->timed_out = true;
+    conn_set_up(c, false); /* before any callback runs: new requests fail at once */
+    c->ac = NULL;
+    redisAsyncFree(ac);
+    c->ac = NULL;
+    c->timed_out = false;
+    if (!c->s->closing && !uv_is_active((uv_handle_t *)&c->timer))
+        conn_schedule(c);
+}
+
+static void on_deadline_timer(uv_timer_t *t)
+{
+    rs_store_t *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    if (s->pend_head && s->pend_head->deadline <= now) {
+        pl_log_warn("store: redis command timed out", PL_LI("timeout_ms", RS_TIMEOUT_MS),
+                    PL_LS("node", s->node));
+        conn_break(&s->cmd);
+    }
+    rs_conn_t *conns[2] = {&s->cmd, &s->sub};
+    for (int i = 0; i < 2 && !s->closing; i++) {
+        if (conns[i]->hs_deadline && conns[i]->hs_deadline <= now) {
+            pl_log_warn("store: redis handshake timed out", PL_LS("conn", conns[i]->name),
+                        PL_LI("timeout_ms", RS_TIMEOUT_MS), PL_LS("node", s->node));
+            conn_break(conns[i]);
+        }
+    }
+    deadline_arm(s);
+}
+
 static void req_free(rs_req_t *q)
 {
     free(q->buf);
@@ -453,6 +579,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         r = NULL;
     }
     s->inflight--;
+    pend_unlink(s, q);
     if (!r) {
         if (q->op == OP_SWEEP)
             s->sweeping = false;
@@ -535,6 +662,7 @@ static int run(rs_store_t *s, int op, void (*cb)(void), void *ud, int nargs, con
         return 0;
     }
     s->inflight++;
+    pend_link(s, q);
     return 0;
 }
 
@@ -543,7 +671,8 @@ static int run(rs_store_t *s, int op, void (*cb)(void), void *ud, int nargs, con
     size_t lens[sizeof args / sizeof args[0]];                                                     \
     for (size_t i_ = 0; i_ < sizeof args / sizeof args[0]; i_++)                                   \
         lens[i_] = strlen(args[i_]);
-#define RUN(op, cb, ud) run(s, op, (void (*)(void))(cb), ud, (int)(sizeof args / sizeof args[0]), args, lens)
+#define RUN(op, cb, ud)                                                                            \
+    run(s, op, (void (*)(void))(cb), ud, (int)(sizeof args / sizeof args[0]), args, lens)
 
 /* Bounded copy of a fixed-array string that may lack its NUL. */
 static void fixed(char *dst, size_t size, const char *src)
@@ -553,8 +682,8 @@ static void fixed(char *dst, size_t size, const char *src)
 
 /* ---- operations ---- */
 
-static int rs_create_room(pl_store_t *base, const pl_store_create_req_t *req,
-                          pl_store_create_cb cb, void *ud)
+static int rs_create_room(pl_store_t *base, const pl_store_create_req_t *req, pl_store_create_cb cb,
+                          void *ud)
 {
     rs_store_t *s = (rs_store_t *)base;
     if (!s || !req || !cb)
@@ -588,8 +717,8 @@ static int rs_join_room(pl_store_t *base, const pl_store_join_req_t *req, pl_sto
         cb(ud, PL_ENOTFOUND, NULL, NULL, NULL, 0);
         return 0;
     }
-    ARGS(req->room_id ? req->room_id : "", req->broadcaster_name ? req->broadcaster_name : "",
-         pid, uid, name);
+    ARGS(req->room_id ? req->room_id : "", req->broadcaster_name ? req->broadcaster_name : "", pid,
+         uid, name);
     return RUN(OP_JOIN, cb, ud);
 }
 
@@ -639,8 +768,14 @@ static int rs_push(pl_store_t *base, const char *room_id, const char *from_peer,
     /* '|' separates the fields of a stored envelope; ids never contain it. */
     if (strchr(id, '|') || strchr(from, '|'))
         return PL_EINVAL;
-    const char *args[] = {room_id, from_peer ? from_peer : "", from_peer ? "1" : "0",
-                          to_peer ? to_peer : "", to_peer ? "1" : "0", ty, id, from,
+    const char *args[] = {room_id,
+                          from_peer ? from_peer : "",
+                          from_peer ? "1" : "0",
+                          to_peer ? to_peer : "",
+                          to_peer ? "1" : "0",
+                          ty,
+                          id,
+                          from,
                           env->json ? env->json : ""};
     size_t lens[9];
     for (int i = 0; i < 8; i++)
@@ -810,6 +945,7 @@ static void on_message(redisAsyncContext *ac, void *reply, void *priv)
     char kind[16];
     str_of(r->element[0], kind, sizeof kind);
     if (strcmp(kind, "subscribe") == 0) {
+        c->hs_deadline = 0;
         c->attempt = 0;
         conn_set_up(c, true);
         return;
@@ -837,7 +973,27 @@ static void on_load_reply(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *r = reply;
     (void)ac;
     if (r && r->type == REDIS_REPLY_ERROR)
-        pl_log_error("store: redis SCRIPT LOAD failed", PL_LS("error", r->str), PL_LS("node", s->node));
+        pl_log_error("store: redis SCRIPT LOAD failed", PL_LS("error", r->str),
+                     PL_LS("node", s->node));
+}
+
+/* The reply to the PING that ends the command connection's handshake: Redis answers, the
+ * scripts are loaded. An error (e.g. LOADING) leaves the handshake deadline to retry. */
+static void on_hello(redisAsyncContext *ac, void *reply, void *priv)
+{
+    rs_conn_t *c = priv;
+    redisReply *r = reply;
+    (void)ac;
+    if (!r || c->s->closing)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        pl_log_warn("store: redis not serving yet", PL_LS("error", r->str),
+                    PL_LS("node", c->s->node));
+        return;
+    }
+    c->hs_deadline = 0;
+    c->attempt = 0;
+    conn_set_up(c, true);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -851,12 +1007,17 @@ static void on_connect(const redisAsyncContext *ac, int status)
                         PL_LS("error", ac->errstr), PL_LS("node", s->node));
         c->logged_down = true;
         c->ac = NULL;
+        c->hs_deadline = 0;
         conn_schedule(c);
         return;
     }
     c->logged_down = false;
     pl_log_info("store: redis connected", PL_LS("conn", c->name), PL_LS("node", s->node));
     redisAsyncContext *a = c->ac;
+    /* A frozen Redis still completes TCP connects (the kernel's backlog): up only once it
+     * answers, within RS_TIMEOUT_MS. */
+    c->hs_deadline = uv_now(s->loop) + RS_TIMEOUT_MS;
+    deadline_arm(s);
     if (c->is_sub) {
         redisAsyncCommand(a, on_message, c, "SUBSCRIBE " RS_CHANNEL);
         return; /* up once the subscription is confirmed */
@@ -865,9 +1026,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
         redisAsyncCommand(a, on_load_reply, s, "SELECT %d", s->db);
     for (int i = 0; i < OP_COUNT; i++)
         redisAsyncCommand(a, on_load_reply, s, "SCRIPT LOAD %s", s->script[i]);
-    /* Commands are pipelined in order: everything sent from now runs after the loads. */
-    c->attempt = 0;
-    conn_set_up(c, true);
+    /* Commands are pipelined in order: the PING answers after the loads. */
+    redisAsyncCommand(a, on_hello, c, "PING");
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -875,11 +1035,15 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     rs_conn_t *c = ac->data;
     rs_store_t *s = c->s;
     c->ac = NULL;
+    c->hs_deadline = 0;
     conn_set_up(c, false);
     if (s->closing)
         return;
     pl_log_warn("store: redis connection lost", PL_LS("conn", c->name),
-                PL_LS("error", status == REDIS_OK ? "closed" : ac->errstr), PL_LS("node", s->node));
+                PL_LS("error", c->timed_out         ? "timed out"
+                               : status == REDIS_OK ? "closed"
+                                                    : ac->errstr),
+                PL_LS("node", s->node));
     c->logged_down = true;
     conn_schedule(c);
 }
@@ -970,6 +1134,8 @@ static void conn_start(rs_conn_t *c)
         conn_schedule(c);
         return;
     }
+    c->hs_deadline = uv_now(s->loop) + RS_TIMEOUT_MS; /* the connect, too */
+    deadline_arm(s);
     ac->ev.addRead = rs_add_read;
     ac->ev.delRead = rs_del_read;
     ac->ev.addWrite = rs_add_write;
@@ -1023,9 +1189,11 @@ static void rs_destroy(pl_store_t *base)
     if (b)
         redisAsyncFree(b);
     uv_timer_stop(&s->sweep_timer);
+    uv_timer_stop(&s->deadline_timer);
     uv_timer_stop(&s->cmd.timer);
     uv_timer_stop(&s->sub.timer);
     uv_close((uv_handle_t *)&s->sweep_timer, on_sweep_closed);
+    uv_close((uv_handle_t *)&s->deadline_timer, on_sweep_closed);
     uv_close((uv_handle_t *)&s->cmd.timer, on_retry_closed);
     uv_close((uv_handle_t *)&s->sub.timer, on_retry_closed);
 }
@@ -1127,14 +1295,19 @@ int pl_store_redis_new(uv_loop_t *loop, const char *url, const pl_store_opts_t *
     s->cmd = (rs_conn_t){.s = s, .name = "command", .is_sub = false};
     s->sub = (rs_conn_t){.s = s, .name = "subscriber", .is_sub = true};
     uv_timer_init(loop, &s->sweep_timer);
+    uv_timer_init(loop, &s->deadline_timer);
     uv_timer_init(loop, &s->cmd.timer);
     uv_timer_init(loop, &s->sub.timer);
-    s->open_handles = 3;
+    s->open_handles = 4;
     s->sweep_timer.data = s;
+    s->deadline_timer.data = s;
     s->cmd.timer.data = &s->cmd;
     s->sub.timer.data = &s->sub;
     uv_timer_start(&s->sweep_timer, on_sweep_timer, RS_SWEEP_MS, RS_SWEEP_MS);
     uv_unref((uv_handle_t *)&s->sweep_timer);
+    /* Pending requests keep the loop alive through their socket; the deadline timer
+     * alone must not. */
+    uv_unref((uv_handle_t *)&s->deadline_timer);
     /* The retry timers stay referenced: a pending reconnect is work the loop must do. */
     pl_log_info("store: redis engine starting", PL_LS("host", s->host), PL_LI("port", s->port),
                 PL_LI("db", s->db), PL_LS("node", s->node));

@@ -1019,6 +1019,74 @@ static void test_redis_restart(void)
     CHECK_EQ_INT(closed_status, PL_ECLOSED);
 }
 
+/* A frozen Redis (SIGSTOP) keeps its sockets open and never answers: every request fails
+ * PL_EUNAVAIL at its deadline (2 s), exactly once, the store turns unready, and after
+ * SIGCONT it reconnects and turns ready by itself. */
+static int frozen_calls[3], frozen_status[3];
+static void frozen_status_cb(void *ud, int status)
+{
+    int i = (int)(intptr_t)ud;
+    frozen_calls[i]++;
+    frozen_status[i] = status;
+}
+static void frozen_rate_cb(void *ud, int status, uint64_t count, int64_t reset_ms)
+{
+    (void)count;
+    (void)reset_ms;
+    frozen_status_cb(ud, status);
+}
+static void frozen_room_cb(void *ud, int status, const pl_room_t *room)
+{
+    (void)room;
+    frozen_status_cb(ud, status);
+}
+
+static void test_redis_frozen(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+    CHECK_EQ_INT(create(s, "room1", "u1", "alice", "p1", true, 16), 0);
+    memset(frozen_calls, 0, sizeof frozen_calls);
+    REQUIRE(kill(redis_pid, SIGSTOP) == 0);
+    int64_t t0 = mono_ms();
+    CHECK_EQ_INT(s->get_room(s, "room1", frozen_room_cb, (void *)(intptr_t)0), 0);
+    spin(300, NULL);
+    CHECK_EQ_INT(s->rate_hit(s, "k", 60000, frozen_rate_cb, (void *)(intptr_t)1), 0);
+    CHECK(s->ready(s));
+    while ((!frozen_calls[0] || !frozen_calls[1]) && mono_ms() - t0 < 4000)
+        spin(5, NULL);
+    int64_t took = mono_ms() - t0;
+    CHECK_EQ_INT(frozen_calls[0], 1);
+    CHECK_EQ_INT(frozen_calls[1], 1);
+    CHECK_EQ_INT(frozen_status[0], PL_EUNAVAIL);
+    CHECK_EQ_INT(frozen_status[1], PL_EUNAVAIL);
+    CHECK(took < 2500); /* a sweep sent earlier may time out first: at most 2 s */
+    /* The connection counts as broken: unready, new requests fail at once. */
+    CHECK(!s->ready(s));
+    int64_t t1 = mono_ms();
+    CHECK_EQ_INT(get_room(s, "room1"), PL_EUNAVAIL);
+    CHECK(mono_ms() - t1 < 100);
+    /* Reconnects to a frozen Redis do not make it ready (the handshake must answer). */
+    int64_t t2 = mono_ms();
+    while (mono_ms() - t2 < 2500) {
+        CHECK(!s->ready(s));
+        if (s->ready(s))
+            break;
+        spin(10, NULL);
+    }
+    CHECK_EQ_INT(kill(redis_pid, SIGCONT), 0);
+    CHECK(wait_ready(s, 10000));
+    CHECK_EQ_INT(get_room(s, "room1"), 0);
+    CHECK_EQ_INT(rate(s, "k2", 60000), 0);
+    /* No second callback for the requests that timed out. */
+    spin(200, NULL);
+    CHECK_EQ_INT(frozen_calls[0], 1);
+    CHECK_EQ_INT(frozen_calls[1], 1);
+    fx_close(&fx);
+}
+
 int main(void)
 {
     if (system("command -v redis-server >/dev/null 2>&1") != 0) {
@@ -1043,6 +1111,7 @@ int main(void)
     RUN(test_list_rooms);
     RUN(test_rooms_max);
     RUN(test_two_nodes);
+    RUN(test_redis_frozen);
     RUN(test_redis_restart);
     redis_kill();
     TEST_MAIN();
