@@ -25,6 +25,7 @@
 #include "store/store.h"
 
 #include "common/error.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "common/map.h"
 
@@ -98,6 +99,14 @@ struct pending {
     size_t nremaining;
 };
 
+/* A shared_secret(): one per name, for the life of the process. */
+typedef struct mem_secret {
+    struct mem_secret *next;
+    char name[PL_SECRET_NAME_MAX + 1];
+    size_t len;
+    unsigned char value[PL_SECRET_LEN_MAX];
+} mem_secret_t;
+
 typedef struct {
     pl_store_t base; /* first: the interface pointer is the engine pointer */
     uv_loop_t *loop;
@@ -122,6 +131,7 @@ typedef struct {
     int64_t last_sweep_ms;
     pending_t *pending;
     pending_t **pending_tail;
+    mem_secret_t *secrets;
 } mem_store_t;
 
 static int64_t now_ms(mem_store_t *s);
@@ -191,6 +201,8 @@ static int mem_rate_hit(pl_store_t *base, const char *key, uint32_t window_ms, p
                         void *ud);
 static int mem_stats(pl_store_t *base, pl_store_stats_cb cb, void *ud);
 static bool mem_ready(pl_store_t *base);
+static int mem_shared_secret(pl_store_t *base, const char *name, size_t len, pl_store_secret_cb cb,
+                             void *ud);
 static void mem_destroy(pl_store_t *base);
 
 /* ---- small helpers ---- */
@@ -1335,6 +1347,35 @@ static int mem_stats(pl_store_t *base, pl_store_stats_cb cb, void *ud)
     return 0;
 }
 
+static int mem_shared_secret(pl_store_t *base, const char *name, size_t len, pl_store_secret_cb cb,
+                             void *ud)
+{
+    mem_store_t *s = (mem_store_t *)base;
+    if (!s || !name || !cb || len == 0 || len > PL_SECRET_LEN_MAX)
+        return PL_EINVAL;
+    size_t nlen = strnlen(name, PL_SECRET_NAME_MAX + 1);
+    if (nlen == 0 || nlen > PL_SECRET_NAME_MAX)
+        return PL_EINVAL;
+    mem_secret_t *x = s->secrets;
+    while (x && strcmp(x->name, name) != 0)
+        x = x->next;
+    if (!x) {
+        x = calloc(1, sizeof *x);
+        if (!x)
+            return PL_ENOMEM;
+        if (pl_random_bytes(x->value, len) != 0) {
+            free(x);
+            return PL_EUNAVAIL;
+        }
+        memcpy(x->name, name, nlen + 1);
+        x->len = len;
+        x->next = s->secrets;
+        s->secrets = x;
+    }
+    cb(ud, 0, x->value, x->len);
+    return 0;
+}
+
 static bool mem_ready(pl_store_t *base)
 {
     (void)base;
@@ -1349,6 +1390,11 @@ static void mem_destroy(pl_store_t *base)
     if (!s)
         return;
     free_all(s);
+    while (s->secrets) {
+        mem_secret_t *x = s->secrets;
+        s->secrets = x->next;
+        free(x);
+    }
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, on_close);
 }
@@ -1378,6 +1424,7 @@ int pl_store_memory_new(uv_loop_t *loop, const pl_store_opts_t *opts,
         .list_rooms = mem_list_rooms,
         .rate_hit = mem_rate_hit,
         .stats = mem_stats,
+        .shared_secret = mem_shared_secret,
         .ready = mem_ready,
         .destroy = mem_destroy,
     };

@@ -34,6 +34,7 @@
 #pragma GCC diagnostic pop
 
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,7 @@ enum {
     OP_RATE,
     OP_STATS,
     OP_SWEEP,
+    OP_SECRET,
     OP_COUNT
 };
 
@@ -80,6 +82,7 @@ static const char *const script_body[OP_COUNT] = {
     [OP_RATE] = RS_RATE,
     [OP_STATS] = RS_STATS,
     [OP_SWEEP] = RS_SWEEP,
+    [OP_SECRET] = RS_SECRET,
 };
 
 typedef struct rs_store rs_store_t;
@@ -318,6 +321,9 @@ static void fail_cb(int op, void (*fn)(void), void *ud, int status)
     case OP_STATS:
         ((pl_store_stats_cb)fn)(ud, status, NULL);
         break;
+    case OP_SECRET:
+        ((pl_store_secret_cb)fn)(ud, status, NULL, 0);
+        break;
     default:
         break;
     }
@@ -442,6 +448,15 @@ static void complete(rs_req_t *q, const redisReply *r)
             .signals_expired = (uint64_t)v[4],
         };
         ((pl_store_stats_cb)q->cb)(q->ud, 0, &st);
+        break;
+    }
+    case OP_SECRET: {
+        const redisReply *v = el(r, 2);
+        if (!v || v->type != REDIS_REPLY_STRING || v->len == 0) {
+            fail_cb(q->op, q->cb, q->ud, PL_EUNAVAIL);
+            break;
+        }
+        ((pl_store_secret_cb)q->cb)(q->ud, 0, (const unsigned char *)v->str, v->len);
         break;
     }
     default:
@@ -881,6 +896,25 @@ static int rs_stats(pl_store_t *base, pl_store_stats_cb cb, void *ud)
     return run(s, OP_STATS, (void (*)(void))cb, ud, 0, NULL, NULL);
 }
 
+static int rs_shared_secret(pl_store_t *base, const char *name, size_t len, pl_store_secret_cb cb,
+                            void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !name || !cb || len == 0 || len > PL_SECRET_LEN_MAX)
+        return PL_EINVAL;
+    size_t nlen = strnlen(name, PL_SECRET_NAME_MAX + 1);
+    if (nlen == 0 || nlen > PL_SECRET_NAME_MAX)
+        return PL_EINVAL;
+    unsigned char fresh[PL_SECRET_LEN_MAX];
+    if (pl_random_bytes(fresh, len) != 0)
+        return PL_EUNAVAIL;
+    const char *args[2] = {name, (const char *)fresh};
+    size_t lens[2] = {nlen, len};
+    int rc = run(s, OP_SECRET, (void (*)(void))cb, ud, 2, args, lens);
+    OPENSSL_cleanse(fresh, sizeof fresh);
+    return rc;
+}
+
 static void sweep_run(rs_store_t *s)
 {
     if (s->sweeping || !rs_ready(&s->base))
@@ -1266,6 +1300,7 @@ int pl_store_redis_new(uv_loop_t *loop, const char *url, const pl_store_opts_t *
         .list_rooms = rs_list_rooms,
         .rate_hit = rs_rate_hit,
         .stats = rs_stats,
+        .shared_secret = rs_shared_secret,
         .ready = rs_ready,
         .destroy = rs_destroy,
     };

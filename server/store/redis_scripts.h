@@ -311,6 +311,13 @@
     "return {EV,0,tostring(redis.call('ZCARD','pl:rooms')),v[1] or '0',v[2] or '0',\n"             \
     "  v[3] or '0',v[4] or '0'}\n"
 
+/* ARGV[10] the secret's name, [11] a fresh random value: the first caller's value wins
+ * (SET NX, no TTL) and every caller gets the stored one. */
+#define RS_SECRET                                                                                  \
+    "local k='pl:secret:'..ARGV[10]\n"                                                             \
+    "redis.call('SET',k,ARGV[11],'NX')\n"                                                          \
+    "return {EV,0,redis.call('GET',k)}\n"
+
 /* ARGV[10]: how many due rooms to handle. Every node runs it; the script is atomic, so each
  * expiry is reported by exactly one node. */
 #define RS_SWEEP                                                                                   \

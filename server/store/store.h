@@ -138,6 +138,12 @@ typedef struct {
     uint64_t signals_expired;   /* total dropped by PARLEY_SIGNAL_TTL */
 } pl_store_stats_t;
 typedef void (*pl_store_stats_cb)(void *ud, int status, const pl_store_stats_t *stats);
+/* secret: the shared value (len bytes, binary), valid only during the callback. */
+typedef void (*pl_store_secret_cb)(void *ud, int status, const unsigned char *secret, size_t len);
+
+/* Bounds of shared_secret()'s arguments. */
+#define PL_SECRET_NAME_MAX 64
+#define PL_SECRET_LEN_MAX  256
 
 /* ---- notifications from the engine to the server ---- */
 
@@ -205,6 +211,12 @@ struct pl_store {
     int (*rate_hit)(pl_store_t *s, const char *key, uint32_t window_ms, pl_store_rate_cb cb,
                     void *ud);
     int (*stats)(pl_store_t *s, pl_store_stats_cb cb, void *ud);
+    /* A random secret of len bytes (1..PL_SECRET_LEN_MAX) named name (1..PL_SECRET_NAME_MAX
+     * bytes), created by the first caller and the same for every later one, on every node
+     * of the engine, for as long as the store keeps its data (no expiry). A secret already
+     * created with another length is returned as it is. memory: kept per process. */
+    int (*shared_secret)(pl_store_t *s, const char *name, size_t len, pl_store_secret_cb cb,
+                         void *ud);
     /* True while the engine can serve (memory: always; redis: connected). */
     bool (*ready)(pl_store_t *s);
     /* Stops timers and frees everything; pending callbacks fire with PL_ECLOSED first. */

@@ -1467,6 +1467,53 @@ static void test_random_ops(void)
     fx_close(&fx);
 }
 
+/* shared_secret: random, the same for every call with that name, distinct per name. */
+static int secret_calls, secret_status;
+static unsigned char secret_buf[PL_SECRET_LEN_MAX];
+static size_t secret_len;
+static void secret_cb(void *ud, int status, const unsigned char *secret, size_t len)
+{
+    (void)ud;
+    secret_calls++;
+    secret_status = status;
+    secret_len = 0;
+    if (status == 0 && secret && len <= sizeof secret_buf) {
+        memcpy(secret_buf, secret, len);
+        secret_len = len;
+    }
+}
+
+static void test_shared_secret(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+    unsigned char first[32], zero[32] = {0};
+    secret_calls = 0;
+    CHECK_EQ_INT(s->shared_secret(s, "signaling", 32, secret_cb, NULL), 0);
+    CHECK_EQ_INT(secret_calls, 1);
+    CHECK_EQ_INT(secret_status, 0);
+    CHECK_EQ_INT((int)secret_len, 32);
+    memcpy(first, secret_buf, 32);
+    CHECK(memcmp(first, zero, 32) != 0);
+    CHECK_EQ_INT(s->shared_secret(s, "signaling", 32, secret_cb, NULL), 0);
+    CHECK_EQ_INT(secret_calls, 2);
+    CHECK_EQ_INT((int)secret_len, 32);
+    CHECK(memcmp(first, secret_buf, 32) == 0);
+    /* Another length for the same name: the stored secret as it is. */
+    CHECK_EQ_INT(s->shared_secret(s, "signaling", 16, secret_cb, NULL), 0);
+    CHECK_EQ_INT((int)secret_len, 32);
+    CHECK_EQ_INT(s->shared_secret(s, "other", 32, secret_cb, NULL), 0);
+    CHECK_EQ_INT(secret_calls, 4);
+    CHECK(memcmp(first, secret_buf, 32) != 0);
+    CHECK_EQ_INT(s->shared_secret(s, "", 32, secret_cb, NULL), PL_EINVAL);
+    CHECK_EQ_INT(s->shared_secret(s, "x", 0, secret_cb, NULL), PL_EINVAL);
+    CHECK_EQ_INT(s->shared_secret(s, "x", PL_SECRET_LEN_MAX + 1, secret_cb, NULL), PL_EINVAL);
+    CHECK_EQ_INT(secret_calls, 4);
+    fx_close(&fx);
+}
+
 int main(void)
 {
     RUN(test_names);
@@ -1492,5 +1539,6 @@ int main(void)
     RUN(test_timer_sweep);
     RUN(test_destroy_with_live_state);
     RUN(test_random_ops);
+    RUN(test_shared_secret);
     TEST_MAIN();
 }

@@ -1087,6 +1087,81 @@ static void test_redis_frozen(void)
     fx_close(&fx);
 }
 
+/* shared_secret: random, the same for every call with that name, distinct per name. */
+static int secret_calls, secret_status;
+static int secret_calls_done; /* set by each callback, cleared before each call */
+static unsigned char secret_buf[PL_SECRET_LEN_MAX];
+static size_t secret_len;
+static void secret_cb(void *ud, int status, const unsigned char *secret, size_t len)
+{
+    (void)ud;
+    secret_calls++;
+    secret_calls_done = 1;
+    secret_status = status;
+    secret_len = 0;
+    if (status == 0 && secret && len <= sizeof secret_buf) {
+        memcpy(secret_buf, secret, len);
+        secret_len = len;
+    }
+}
+
+static void test_shared_secret(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+    unsigned char first[32], zero[32] = {0};
+    secret_calls = 0;
+    secret_calls_done = 0;
+    CHECK_EQ_INT(s->shared_secret(s, "signaling", 32, secret_cb, NULL), 0);
+    spin(3000, &secret_calls_done);
+    CHECK_EQ_INT(secret_calls, 1);
+    CHECK_EQ_INT(secret_status, 0);
+    CHECK_EQ_INT((int)secret_len, 32);
+    memcpy(first, secret_buf, 32);
+    CHECK(memcmp(first, zero, 32) != 0);
+    secret_calls_done = 0;
+    CHECK_EQ_INT(s->shared_secret(s, "signaling", 32, secret_cb, NULL), 0);
+    spin(3000, &secret_calls_done);
+    CHECK_EQ_INT(secret_calls, 2);
+    CHECK_EQ_INT((int)secret_len, 32);
+    CHECK(memcmp(first, secret_buf, 32) == 0);
+    /* Another length for the same name: the stored secret as it is. */
+    secret_calls_done = 0;
+    CHECK_EQ_INT(s->shared_secret(s, "signaling", 16, secret_cb, NULL), 0);
+    spin(3000, &secret_calls_done);
+    CHECK_EQ_INT((int)secret_len, 32);
+    secret_calls_done = 0;
+    CHECK_EQ_INT(s->shared_secret(s, "other", 32, secret_cb, NULL), 0);
+    spin(3000, &secret_calls_done);
+    CHECK_EQ_INT(secret_calls, 4);
+    CHECK(memcmp(first, secret_buf, 32) != 0);
+    secret_calls_done = 0;
+    CHECK_EQ_INT(s->shared_secret(s, "", 32, secret_cb, NULL), PL_EINVAL);
+    secret_calls_done = 0;
+    CHECK_EQ_INT(s->shared_secret(s, "x", 0, secret_cb, NULL), PL_EINVAL);
+    secret_calls_done = 0;
+    CHECK_EQ_INT(s->shared_secret(s, "x", PL_SECRET_LEN_MAX + 1, secret_cb, NULL), PL_EINVAL);
+    CHECK_EQ_INT(secret_calls, 4);
+    /* Another node on the same Redis gets the same secret, as does a parleyd restarted
+     * (the key has no TTL). */
+    pl_store_t *b = NULL;
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
+    REQUIRE(pl_store_redis_new(&fx.loop, url, &o, NULL, "b", &b) == 0);
+    REQUIRE(wait_ready(b, 3000));
+    memset(secret_buf, 0, sizeof secret_buf);
+    secret_calls_done = 0;
+    CHECK_EQ_INT(b->shared_secret(b, "signaling", 32, secret_cb, NULL), 0);
+    spin(3000, &secret_calls_done);
+    CHECK_EQ_INT(secret_status, 0);
+    CHECK_EQ_INT((int)secret_len, 32);
+    CHECK(memcmp(first, secret_buf, 32) == 0);
+    b->destroy(b);
+    fx_close(&fx);
+}
+
 int main(void)
 {
     if (system("command -v redis-server >/dev/null 2>&1") != 0) {
@@ -1111,6 +1186,7 @@ int main(void)
     RUN(test_list_rooms);
     RUN(test_rooms_max);
     RUN(test_two_nodes);
+    RUN(test_shared_secret);
     RUN(test_redis_frozen);
     RUN(test_redis_restart);
     redis_kill();
