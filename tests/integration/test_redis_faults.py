@@ -7,6 +7,8 @@ back empty ("lost its data").
 """
 
 import json
+import os
+import signal
 import shutil
 import socket
 import subprocess
@@ -144,6 +146,25 @@ class TestRedisDown(RedisFaultTestCase):
         self.assertStatus(req(self.srv, "GET", "/healthz"), 200)
         self.assertStatus(req(self.srv, "GET", "/metrics"), 200)
         self.assertTrue(self.srv.alive())
+
+    def test_frozen_redis_requests_fail_in_bounded_time(self):
+        # A Redis that stops answering without closing (SIGSTOP) must not hang requests:
+        # every command has a deadline, after which the request answers 503 and the node
+        # turns unready until Redis answers again.
+        a, b = self.full_flow()
+        os.kill(self.redis.proc.pid, signal.SIGSTOP)
+        try:
+            # The first request waits out the 2 s command deadline...
+            r = req(self.srv, "GET", "/signaling/rooms", timeout=10)
+            check_error(r, 503, "store_unavailable")
+            self.assertLess(r.elapsed, scaled(3.5), r)
+            # ...after which the node knows: unready, and requests fail at once.
+            self.wait_ready(503, timeout=4)
+            self.assertUnavailable(a.offer(SDP, to=b.peer_id))
+        finally:
+            os.kill(self.redis.proc.pid, signal.SIGCONT)
+        self.wait_ready(200, timeout=10)
+        self.assertStatus(req(self.srv, "GET", "/signaling/rooms/" + a.room_id), 200)
 
     def test_traffic_while_redis_dies_never_hangs(self):
         a, b = self.full_flow()
