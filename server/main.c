@@ -34,6 +34,9 @@ typedef struct {
     int64_t drain_deadline_ms;
     bool stopping;
     bool ws_closing;
+    /* PARLEY_JWT_PUBLIC_KEY mode: the signaling-token key shared through the store. */
+    uv_timer_t secret_timer;
+    bool secret_pending, secret_logged;
 } daemon_t;
 
 /* Of the shutdown budget, the part kept for closing WebSockets after the REST drain. */
@@ -41,6 +44,7 @@ typedef struct {
 
 static void on_signal(uv_signal_t *sig, int signum);
 static void on_drain_tick(uv_timer_t *t);
+static void on_secret_timer(uv_timer_t *t);
 static int start(daemon_t *d);
 static void raise_fd_limit(uint32_t max_connections);
 static void teardown(daemon_t *d);
@@ -125,6 +129,14 @@ static int start(daemon_t *d)
     if (rc) {
         pl_log_error("cannot open the store", PL_LS("error", pl_strerror(rc)));
         return rc;
+    }
+    /* With a public key, signaling tokens are signed with a key every node shares and that
+     * survives restarts (DESIGN 3); the per-process random key serves until it arrives. */
+    if (d->cfg.jwt_public_key && !d->cfg.jwt_secret) {
+        uv_timer_init(app->loop, &d->secret_timer);
+        d->secret_timer.data = d;
+        uv_timer_start(&d->secret_timer, on_secret_timer, 0, 200);
+        uv_unref((uv_handle_t *)&d->secret_timer);
     }
 
     if ((rc = pl_ws_new(app, &app->ws))) {
@@ -233,6 +245,39 @@ static void on_drain_tick(uv_timer_t *t)
     uv_stop(d->app.loop);
 }
 
+static void on_secret(void *ud, int status, const unsigned char *secret, size_t len)
+{
+    daemon_t *d = ud;
+    d->secret_pending = false;
+    if (status != 0 || d->stopping)
+        return; /* the timer tries again */
+    if (pl_auth_set_signing_key(d->app.auth, secret, len) != 0) {
+        pl_log_error("cannot set the shared signaling-token key");
+        return;
+    }
+    uv_timer_stop(&d->secret_timer);
+    pl_log_info("signaling tokens: using the key shared through the store",
+                PL_LS("store", d->app.store->engine));
+}
+
+static void on_secret_timer(uv_timer_t *t)
+{
+    daemon_t *d = t->data;
+    pl_store_t *st = d->app.store;
+    if (d->secret_pending || d->stopping || !st)
+        return;
+    if (!st->ready(st)) {
+        if (!d->secret_logged)
+            pl_log_info("signaling tokens: waiting for the store for the shared key; a "
+                        "per-process key signs them meanwhile");
+        d->secret_logged = true;
+        return;
+    }
+    d->secret_pending = true;
+    if (st->shared_secret(st, "signaling", 32, on_secret, d) != 0)
+        d->secret_pending = false;
+}
+
 static void close_handle(uv_handle_t *h)
 {
     if (h->loop && !uv_is_closing(h))
@@ -270,6 +315,7 @@ static void teardown(daemon_t *d)
     close_handle((uv_handle_t *)&d->sigterm);
     close_handle((uv_handle_t *)&d->sigint);
     close_handle((uv_handle_t *)&d->drain_timer);
+    close_handle((uv_handle_t *)&d->secret_timer);
     drain_loop(app->loop);
     pl_ws_destroy_end(app->ws);
     app->ws = NULL;
