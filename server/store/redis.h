@@ -10,8 +10,7 @@
  * in the background: the store is not ready() until both connections are up, and
  * operations fail PL_EUNAVAIL meanwhile. */
 int pl_store_redis_new(uv_loop_t *loop, const char *url, const pl_store_opts_t *opts,
-                       const pl_store_listener_t *listener, const char *node_id,
-                       pl_store_t **out);
+                       const pl_store_listener_t *listener, const char *node_id, pl_store_t **out);
 
 /* Runs an expiry sweep now (tests; the engine also sweeps every second). */
 void pl_store_redis_sweep(pl_store_t *s);

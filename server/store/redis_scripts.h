@@ -284,7 +284,8 @@
     "if cc~='' then cs=-tonumber(cc) min=S(cs) end\n"                                              \
     "local out,last,more,off={},nil,false,0\n"                                                     \
     "while not more do\n"                                                                          \
-    "  local b=redis.call('ZRANGEBYSCORE','pl:rooms:public',min,'+inf','WITHSCORES','LIMIT',off,128)\n" \
+    "  local "                                                                                     \
+    "b=redis.call('ZRANGEBYSCORE','pl:rooms:public',min,'+inf','WITHSCORES','LIMIT',off,128)\n"    \
     "  if #b==0 then break end\n"                                                                  \
     "  for i=1,#b,2 do local id,sc=b[i],tonumber(b[i+1])\n"                                        \
     "    if not (cs and sc==cs and not bytes_lt(cid,id)) then\n"                                   \
