@@ -174,8 +174,6 @@ static void flush(mem_store_t *s);
 static void sweep(mem_store_t *s);
 static void free_all(mem_store_t *s);
 
-static int cursor_parse(const char *c, int64_t *created, char id[PL_ID_SIZE]);
-
 static void on_timer(uv_timer_t *t);
 static void on_close(uv_handle_t *h);
 
@@ -712,38 +710,6 @@ static void free_all(mem_store_t *s)
     s->pending_tail = &s->pending;
 }
 
-/* ---- cursors: "<created_at_ms>.<roomId>", the key of the last room returned ---- */
-
-static int cursor_parse(const char *c, int64_t *created, char id[PL_ID_SIZE])
-{
-    size_t len = strnlen(c, PL_CURSOR_MAX + 1);
-    if (len > PL_CURSOR_MAX)
-        return PL_EINVAL;
-    int64_t v = 0;
-    size_t i = 0;
-    for (; i < len && c[i] >= '0' && c[i] <= '9'; i++) {
-        if (i >= 18)
-            return PL_EINVAL; /* more digits than any epoch-ms value needs; no overflow */
-        v = v * 10 + (c[i] - '0');
-    }
-    if (i == 0 || i >= len || c[i] != '.')
-        return PL_EINVAL;
-    const char *rid = c + i + 1;
-    size_t rlen = len - i - 1;
-    if (rlen == 0 || rlen > PL_ID_LEN)
-        return PL_EINVAL;
-    for (size_t k = 0; k < rlen; k++) {
-        char ch = rid[k];
-        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_'))
-            return PL_EINVAL;
-    }
-    memcpy(id, rid, rlen);
-    id[rlen] = '\0';
-    *created = v;
-    return 0;
-}
-
 /* ---- the timer ---- */
 
 static void on_timer(uv_timer_t *t)
@@ -1265,7 +1231,7 @@ static int mem_list_rooms(pl_store_t *base, size_t limit, const char *cursor, pl
     if (cursor && *cursor) {
         int64_t created;
         char id[PL_ID_SIZE];
-        if (cursor_parse(cursor, &created, id) != 0) {
+        if (pl_store_cursor_parse(cursor, &created, id) != 0) {
             cb(ud, PL_EINVAL, NULL, 0, "");
             return 0;
         }

@@ -830,36 +830,6 @@ static int rs_get_members(pl_store_t *base, const char *room_id, pl_store_member
     return RUN(OP_GET_MEMBERS, cb, ud);
 }
 
-/* Cursors are memory.c's: "<created_at_ms>.<roomId>", the key of the last room returned. */
-static int cursor_parse(const char *c, char created[24], char id[PL_ID_SIZE])
-{
-    size_t len = strnlen(c, PL_CURSOR_MAX + 1);
-    if (len > PL_CURSOR_MAX)
-        return PL_EINVAL;
-    size_t i = 0;
-    for (; i < len && c[i] >= '0' && c[i] <= '9'; i++) {
-        if (i >= 18)
-            return PL_EINVAL;
-    }
-    if (i == 0 || i >= len || c[i] != '.')
-        return PL_EINVAL;
-    memcpy(created, c, i);
-    created[i] = '\0';
-    const char *rid = c + i + 1;
-    size_t rlen = len - i - 1;
-    if (rlen == 0 || rlen > PL_ID_LEN)
-        return PL_EINVAL;
-    for (size_t k = 0; k < rlen; k++) {
-        char ch = rid[k];
-        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_'))
-            return PL_EINVAL;
-    }
-    memcpy(id, rid, rlen);
-    id[rlen] = '\0';
-    return 0;
-}
-
 static int rs_list_rooms(pl_store_t *base, size_t limit, const char *cursor, pl_store_list_cb cb,
                          void *ud)
 {
@@ -867,9 +837,13 @@ static int rs_list_rooms(pl_store_t *base, size_t limit, const char *cursor, pl_
     if (!s || !cb || limit == 0)
         return PL_EINVAL;
     char created[24] = "", id[PL_ID_SIZE] = "", lim[24];
-    if (cursor && *cursor && cursor_parse(cursor, created, id) != 0) {
-        cb(ud, PL_EINVAL, NULL, 0, "");
-        return 0;
+    if (cursor && *cursor) {
+        int64_t at;
+        if (pl_store_cursor_parse(cursor, &at, id) != 0) {
+            cb(ud, PL_EINVAL, NULL, 0, "");
+            return 0;
+        }
+        snprintf(created, sizeof created, "%lld", (long long)at);
     }
     snprintf(lim, sizeof lim, "%zu", limit > 10000 ? (size_t)10000 : limit);
     ARGS(lim, created, id);

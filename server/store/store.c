@@ -61,3 +61,33 @@ const char *pl_env_type_name(pl_env_type_t t)
         return "unknown";
     }
 }
+
+int pl_store_cursor_parse(const char *c, int64_t *created, char id[PL_ID_SIZE])
+{
+    size_t len = strnlen(c, PL_CURSOR_MAX + 1);
+    if (len > PL_CURSOR_MAX)
+        return PL_EINVAL;
+    int64_t v = 0;
+    size_t i = 0;
+    for (; i < len && c[i] >= '0' && c[i] <= '9'; i++) {
+        if (i >= 18)
+            return PL_EINVAL; /* more digits than any epoch-ms value needs; no overflow */
+        v = v * 10 + (c[i] - '0');
+    }
+    if (i == 0 || i >= len || c[i] != '.')
+        return PL_EINVAL;
+    const char *rid = c + i + 1;
+    size_t rlen = len - i - 1;
+    if (rlen == 0 || rlen > PL_ID_LEN)
+        return PL_EINVAL;
+    for (size_t k = 0; k < rlen; k++) {
+        char ch = rid[k];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_'))
+            return PL_EINVAL;
+    }
+    memcpy(id, rid, rlen);
+    id[rlen] = '\0';
+    *created = v;
+    return 0;
+}

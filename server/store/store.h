@@ -233,5 +233,8 @@ void pl_store_memory_sweep(pl_store_t *s);
 const char *pl_topology_name(pl_topology_t t);
 int pl_topology_parse(const char *s, pl_topology_t *out);
 const char *pl_env_type_name(pl_env_type_t t);
+/* Parses a room-list cursor, "<created_at_ms>.<roomId>" (the key of the last room returned),
+ * shared by every engine. Returns 0 or PL_EINVAL. */
+int pl_store_cursor_parse(const char *c, int64_t *created, char id[PL_ID_SIZE]);
 
 #endif

@@ -53,11 +53,9 @@ typedef struct {
     pl_sigtoken_t sig;
 } dropped_t;
 
-/* What a callback that may outlive a session holds: the id, looked up again. */
-typedef struct {
-    pl_ws_t *ws;
-    uint64_t id;
-} session_ref_t;
+/* The one channel of this process. Store callbacks that may outlive a session carry only
+ * its id (in the user pointer itself, so a pop costs no allocation) and look it up here. */
+static pl_ws_t *ws_instance;
 struct session {
     pl_hub_sink_t sink; /* first: the hub hands us back this pointer */
     pl_ws_t *ws;
@@ -172,6 +170,7 @@ int pl_ws_new(pl_app_t *app, pl_ws_t **out)
     ws->tick.data = ws;
     uv_timer_start(&ws->tick, on_tick, 1000, 1000);
     uv_unref((uv_handle_t *)&ws->tick);
+    ws_instance = ws;
     *out = ws;
     return 0;
 }
@@ -237,6 +236,8 @@ void pl_ws_destroy_end(pl_ws_t *ws)
         session_free(val);
     pl_map_free(&ws->pending);
     pl_map_free(&ws->sessions);
+    if (ws_instance == ws)
+        ws_instance = NULL;
     free(ws);
 }
 
@@ -730,29 +731,18 @@ static void session_wake(pl_hub_sink_t *sink)
     size_t room = s->ws->app->cfg->ws_queue_messages - s->queued_msgs;
     s->popping = true;
     s->dirty = false;
-    session_ref_t *ref = malloc(sizeof *ref);
-    if (!ref) {
-        s->popping = false;
-        return;
-    }
-    ref->ws = s->ws;
-    ref->id = s->id;
     int rc = store->pop(store, s->sig.room_id, s->sig.peer_id, PL_ENV_ALL,
-                        room < POLL_BATCH ? room : POLL_BATCH, on_popped, ref);
-    if (rc) {
-        free(ref);
+                        room < POLL_BATCH ? room : POLL_BATCH, on_popped, (void *)(uintptr_t)s->id);
+    if (rc)
         s->popping = false;
-    }
 }
 
 static void on_popped(void *ud, int status, const pl_envelope_t *envs, size_t n)
 {
-    session_ref_t ref = *(session_ref_t *)ud;
-    free(ud);
     /* The store may answer later; the session may have closed meanwhile. Envelopes popped
      * for a closed session are lost, as they would be for a dropped long-poll. */
-    pl_ws_t *ws = ref.ws;
-    session_t *s = session_by_id(ws, ref.id);
+    pl_ws_t *ws = ws_instance;
+    session_t *s = ws ? session_by_id(ws, (uint64_t)(uintptr_t)ud) : NULL;
     if (!s)
         return;
     s->popping = false;
