@@ -263,7 +263,10 @@
 
   function wireChannel(channel) {
     dc = channel;
-    dc.onopen = () => {
+    // Chromium may hand over a remote (DCEP-opened) channel that is already open, and then no
+    // open event ever fires for it; so open at once in that case, and never twice.
+    const opened = () => {
+      if (S.dcOpen) return;
       S.dcOpen = true;
       S.dcOpenedAt = ms();
       log('data channel open', dc.label);
@@ -275,6 +278,11 @@
       }
       settle();
     };
+    dc.onopen = opened;
+    if (dc.readyState === 'open') {
+      S.notes.push('data channel already open when handed over');
+      opened();
+    }
     dc.onmessage = (ev) => {
       S.received.push(String(ev.data));
       settle();
@@ -450,6 +458,7 @@
       eocReceived: S.eocReceived,
       eocAddError: S.eocAddError,
       dcOpenedAt: S.dcOpenedAt,
+      dcState: dc ? dc.readyState : null,
       refsSent: S.refsSent,
       acks: S.acks,
       wsProtocol: S.wsProtocol,
