@@ -48,6 +48,8 @@ struct pl_hub {
 };
 
 static void hub_on_inbox(void *ud, const char *room_id, const char *peer_id);
+static void hub_on_resync(void *ud);
+static void hub_wake_key(pl_hub_t *hub, const char *key);
 static void hub_on_member_expired(void *ud, const pl_room_t *room, const pl_member_t *member,
                                   const pl_member_t *remaining, size_t n, bool room_removed);
 static void hub_on_room_expired(void *ud, const pl_room_t *room, const pl_member_t *members,
@@ -97,6 +99,7 @@ pl_store_listener_t pl_hub_listener(pl_hub_t *hub)
         .on_inbox = hub_on_inbox,
         .on_member_expired = hub_on_member_expired,
         .on_room_expired = hub_on_room_expired,
+        .on_resync = hub_on_resync,
     };
 }
 
@@ -146,9 +149,36 @@ void pl_hub_wait(pl_hub_t *hub, pl_call_t *call, const char *peer_id, unsigned m
 
 static void hub_on_inbox(void *ud, const char *room_id, const char *peer_id)
 {
-    pl_hub_t *hub = ud;
     char key[KEY_SIZE];
     make_key(key, room_id, peer_id);
+    hub_wake_key(ud, key);
+}
+
+/* Queues a check of every parked long-poll and every attached socket. */
+static void hub_on_resync(void *ud)
+{
+    pl_hub_t *hub = ud;
+    pl_map_iter_t it;
+    const char *key;
+    size_t n = 0;
+    pl_map_iter_init(&it, &hub->by_key);
+    while (pl_map_iter_next(&it, &key, NULL, NULL)) {
+        hub_wake_key(hub, key);
+        n++;
+    }
+    void *val;
+    pl_map_iter_init(&it, &hub->sinks);
+    while (pl_map_iter_next(&it, NULL, NULL, &val)) {
+        pl_hub_poke(hub, val);
+        n++;
+    }
+    pl_log_info("store: resync, waiting peers rechecked", PL_LI("count", (int64_t)n));
+}
+
+/* Wakes the long-polls and the socket waiting on one "<roomId>/<peerId>" inbox. Queuing
+ * never changes the maps, so callers may iterate them meanwhile. */
+static void hub_wake_key(pl_hub_t *hub, const char *key)
+{
     for (waiter_t *w = pl_map_get(&hub->by_key, key, strlen(key)); w; w = w->key_next) {
         if (w->queued || w->finishing)
             continue;

@@ -96,7 +96,8 @@ typedef struct {
     bool logged_down;
     bool timed_out;       /* the connection is being dropped because Redis stopped answering */
     int attempt;          /* reconnect attempts since the last success */
-    uint64_t hs_deadline; /* uv_now() by which the handshake must answer; 0 = none pending */
+    uint64_t hs_deadline; /* uv_now() by which the handshake or health PING must answer;
+                           * 0 = nothing pending */
     uv_timer_t timer;
 } rs_conn_t;
 
@@ -147,6 +148,7 @@ static void conn_set_up(rs_conn_t *c, bool up);
 static void conn_schedule(rs_conn_t *c);
 static void sweep_run(rs_store_t *s);
 static void on_retry_timer(uv_timer_t *t);
+static void on_message(redisAsyncContext *ac, void *reply, void *priv);
 
 /* ---- helpers ---- */
 
@@ -562,7 +564,9 @@ static void on_deadline_timer(uv_timer_t *t)
     rs_conn_t *conns[2] = {&s->cmd, &s->sub};
     for (int i = 0; i < 2 && !s->closing; i++) {
         if (conns[i]->hs_deadline && conns[i]->hs_deadline <= now) {
-            pl_log_warn("store: redis handshake timed out", PL_LS("conn", conns[i]->name),
+            pl_log_warn(conns[i]->up ? "store: redis health check timed out"
+                                     : "store: redis handshake timed out",
+                        PL_LS("conn", conns[i]->name),
                         PL_LI("timeout_ms", RS_TIMEOUT_MS), PL_LS("node", s->node));
             conn_break(conns[i]);
         }
@@ -903,9 +907,40 @@ static void sweep_run(rs_store_t *s)
         s->sweeping = false;
 }
 
+/* The subscriber's health check. The command connection proves itself every second with
+ * the sweep, but the subscriber only ever reads: a connection that died without a FIN or
+ * RST (a NAT that forgot it, a failed-over host) would look up for ever while every push
+ * for this node's sockets is lost. So it is PINGed once a second and broken, like a
+ * command, when no answer comes within RS_TIMEOUT_MS; the reconnect subscribes afresh.
+ *
+ * hiredis 0.14.1 routes the first reply after a PING on a subscribed context to the PING's
+ * callback, whatever that reply is (it assumes no push arrives before a pending reply). So
+ * a message published just before the PONG lands in on_sub_pong, which hands it on to
+ * on_message; the PONG itself then finds no subscription named "" and is dropped. */
+static void on_sub_pong(redisAsyncContext *ac, void *reply, void *priv)
+{
+    rs_conn_t *c = priv;
+    if (!reply || c->s->closing)
+        return;
+    c->hs_deadline = 0; /* any reply proves the connection alive */
+    on_message(ac, reply, priv);
+}
+
+static void sub_ping(rs_store_t *s)
+{
+    rs_conn_t *c = &s->sub;
+    if (s->closing || !c->up || !c->ac || c->hs_deadline)
+        return;
+    if (redisAsyncCommand(c->ac, on_sub_pong, c, "PING") != REDIS_OK)
+        return;
+    c->hs_deadline = uv_now(s->loop) + RS_TIMEOUT_MS;
+    deadline_arm(s);
+}
+
 static void on_sweep_timer(uv_timer_t *t)
 {
     sweep_run(t->data);
+    sub_ping(t->data);
 }
 
 void pl_store_redis_sweep(pl_store_t *base)
@@ -956,6 +991,10 @@ static void on_message(redisAsyncContext *ac, void *reply, void *priv)
         c->hs_deadline = 0;
         c->attempt = 0;
         conn_set_up(c, true);
+        /* Whatever was published while the subscription was down is lost: have every
+         * waiting peer look at its inbox (on the first subscribe nobody waits yet). */
+        if (s->listener.on_resync)
+            s->listener.on_resync(s->listener.ud);
         return;
     }
     if (strcmp(kind, "message") != 0)

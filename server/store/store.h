@@ -158,6 +158,10 @@ typedef struct {
                               const pl_member_t *remaining, size_t nremaining, bool room_removed);
     /* A room went without heartbeats for room_ttl and was removed with its members. */
     void (*on_room_expired)(void *ud, const pl_room_t *room, const pl_member_t *members, size_t n);
+    /* Notifications may have been lost (the redis engine's subscription was down for a
+     * while and has just been made again): every waiting peer should check its inbox. The
+     * memory engine never calls it. May be NULL. */
+    void (*on_resync)(void *ud);
 } pl_store_listener_t;
 
 typedef struct {

@@ -56,6 +56,85 @@ class PortRedis(RedisServer):
             self.proc.wait(timeout=5)
 
 
+class HoldingProxy:
+    """A loopback TCP proxy in front of redis that can hold the subscriber connections: it
+    keeps their sockets open but stops forwarding bytes either way, as a NAT that forgot a
+    flow or a host gone without a FIN or RST would. Connections made later pass again."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.url = "redis://127.0.0.1:%d/0" % self.port
+        self.conns = []
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=2)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            conn = {"client": client, "upstream": upstream, "sub": False, "held": False}
+            with self.lock:
+                self.conns.append(conn)
+            threading.Thread(target=self._pump, args=(conn, client, upstream, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(conn, upstream, client, False),
+                             daemon=True).start()
+
+    def _pump(self, conn, src, dst, upward):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                for sock in (src, dst):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                return
+            if upward and b"SUBSCRIBE" in data.upper():
+                conn["sub"] = True
+            if conn["held"]:
+                continue  # swallowed: the connection looks open and silent
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def hold_subscribers(self):
+        with self.lock:
+            held = [c for c in self.conns if c["sub"] and not c["held"]]
+            for c in held:
+                c["held"] = True
+        return len(held)
+
+    def close(self):
+        self.closed = True
+        self.lsock.close()
+        with self.lock:
+            for c in self.conns:
+                for sock in (c["client"], c["upstream"]):
+                    try:
+                        sock.close()
+                    except OSError:
+                        pass
+
+
 @unittest.skipUnless(shutil.which("redis-server"), "redis-server not installed")
 class RedisFaultTestCase(WsTestCase):
     redis = None
@@ -336,6 +415,70 @@ class TestRedisBack(RedisFaultTestCase):
         t, msg = wd.recv_timed(scaled(2))
         self.assertEqual(json.loads(msg)["type"], "offer")
         self.assertLess(t - t0, scaled(0.2))
+
+
+class TestSubscriberHealth(RedisFaultTestCase):
+    """The subscriber connection only ever reads, so a dead one is found by its health
+    PING (once a second, 2 s deadline); when it is made again, every waiting peer checks
+    its inbox, so what was published meanwhile still arrives."""
+
+    def setUp(self):
+        super().setUp()
+        self.srv.stop()
+        self.proxy = HoldingProxy(self.redis.port)
+        self.addCleanup(self.proxy.close)
+        self.srv = self.server(PARLEY_STORE=self.proxy.url, fresh_store=False,
+                               PARLEY_NODE_ID="held-node", PARLEY_RL_LIST="0",
+                               PARLEY_RL_SIGNAL="0", PARLEY_RL_POLL="0")
+        self.wait_ready(200)
+
+    @unittest.skipIf(websockets is None, "python3-websockets not importable")
+    def test_held_subscriber_is_replaced_and_nothing_is_lost(self):
+        a, b = self.full_flow()
+        c = Peer.join(self.srv, a.room_id, name="C")
+        wb = self.ws(b)
+        wb.collect(quiet=0.3)
+        # Before: a push reaches the socket at once.
+        t0 = time.monotonic()
+        self.assertStatus(a.offer(SDP, to=b.peer_id), 202)
+        m, _ = wb.recv_until(lambda m: m.get("type") == "offer", scaled(1))
+        self.assertLess(time.monotonic() - t0, scaled(0.5))
+        self.assertEqual(c.events().status, 200)  # c's inbox is empty now
+
+        box = {}
+
+        def poll():
+            box["r"] = c.events(wait=15, timeout=30)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        time.sleep(0.3)  # the long-poll is parked
+        self.assertEqual(self.proxy.hold_subscribers(), 1)
+        t_hold = time.monotonic()
+        # Published while the subscription is dead: the notifications are lost.
+        self.assertStatus(a.offer(SDP + "a=x-held:1\r\n", to=b.peer_id), 202)
+        self.assertStatus(a.candidate(c.peer_id, {"candidate": "held", "sdpMid": "0"}), 202)
+
+        m, _ = wb.recv_until(lambda m: m.get("type") == "offer", scaled(8))
+        self.assertIn("x-held:1", m["sdp"])
+        self.assertLess(time.monotonic() - t_hold, scaled(6))
+        poller.join(scaled(10))
+        self.assertFalse(poller.is_alive(), "the long-poll never woke up")
+        r = box["r"]
+        self.assertStatus(r, 200)
+        self.assertLess(time.monotonic() - t_hold, scaled(8))
+        kinds = [e.get("type") for e in r.json()["events"]]
+        self.assertIn("candidate", kinds, r.json())
+        self.srv.wait_log("store: redis health check timed out", timeout=1, conn="subscriber")
+        self.srv.wait_log("store: resync, waiting peers rechecked", timeout=1)
+        self.wait_ready(200)
+        # After: pushes are immediate again, on the new subscription.
+        t0 = time.monotonic()
+        self.assertStatus(a.offer(SDP + "a=x-after:1\r\n", to=b.peer_id), 202)
+        m, _ = wb.recv_until(lambda m: m.get("type") == "offer", scaled(1))
+        self.assertIn("x-after:1", m["sdp"])
+        self.assertLess(time.monotonic() - t0, scaled(0.5))
+        self.assertFalse(wb.closed)
 
 
 if __name__ == "__main__":
