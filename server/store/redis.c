@@ -566,8 +566,8 @@ static void on_deadline_timer(uv_timer_t *t)
         if (conns[i]->hs_deadline && conns[i]->hs_deadline <= now) {
             pl_log_warn(conns[i]->up ? "store: redis health check timed out"
                                      : "store: redis handshake timed out",
-                        PL_LS("conn", conns[i]->name),
-                        PL_LI("timeout_ms", RS_TIMEOUT_MS), PL_LS("node", s->node));
+                        PL_LS("conn", conns[i]->name), PL_LI("timeout_ms", RS_TIMEOUT_MS),
+                        PL_LS("node", s->node));
             conn_break(conns[i]);
         }
     }
