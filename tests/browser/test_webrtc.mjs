@@ -14,7 +14,11 @@
 //                 answer with ?wait long-polls: the seed's polling flow)
 //           ws    signaling over GET /signaling/ws
 //
-// Usage:  node test_webrtc.mjs [rest] [ws]        (default: both)
+// With --nodes 2 the variant runs on a small cluster instead: a redis-server of its own (free
+// loopback port, no persistence) and two parleyd nodes on it; page A talks only to node 1 and
+// page B only to node 2, so every envelope crosses nodes through Redis.
+//
+// Usage:  node test_webrtc.mjs [--nodes 1|2] [rest] [ws]        (default: 1 node, both)
 // Environment: PARLEYD (default <repo>/build/bin/parleyd), PARLEY_SANITIZED ("1": sanitizer
 //   checks, longer time bounds), PARLEY_CHROMIUM (default /usr/bin/chromium),
 //   PARLEY_TEST_KEEP_LOGS=1 (keep parleyd logs; they are kept on failure anyway).
@@ -25,6 +29,7 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,6 +118,59 @@ function startPageServer() {
   });
 }
 
+// ---- redis-server (for --nodes 2) ----------------------------------------------------------
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+class RedisServer {
+  async start() {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      this.port = await freePort();
+      this.url = `redis://127.0.0.1:${this.port}/0`;
+      const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+      this.proc = spawn('redis-server', args, { stdio: 'ignore' });
+      this.exit = null;
+      this.proc.on('exit', (code, signal) => (this.exit = { code, signal }));
+      this.proc.on('error', () => (this.exit = { code: -1 }));
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline && !this.exit) {
+        if (await this.ping()) return this;
+        await sleep(50);
+      }
+      this.stop();
+    }
+    throw new Error('could not start redis-server on a free loopback port');
+  }
+
+  ping() {
+    return new Promise((resolve) => {
+      const sock = net.connect(this.port, '127.0.0.1');
+      let buf = '';
+      sock.setTimeout(500, () => sock.destroy());
+      sock.on('connect', () => sock.write('PING\r\n'));
+      sock.on('data', (d) => {
+        buf += d;
+        if (buf.includes('\r\n')) sock.end();
+      });
+      sock.on('error', () => {});
+      sock.on('close', () => resolve(buf.startsWith('+PONG')));
+    });
+  }
+
+  stop() {
+    if (this.proc && !this.exit) this.proc.kill('SIGKILL');
+  }
+}
+
 // ---- parleyd ---------------------------------------------------------------------------------
 
 class Parleyd {
@@ -149,13 +207,28 @@ class Parleyd {
       if (m) {
         const addr = JSON.parse(m[0]).addr;
         this.base = `http://${addr}`;
-        return this;
+        break;
       }
       if (this.exit)
         throw new Error(`parleyd exited during start-up (${JSON.stringify(this.exit)}):\n${this.tail(40)}`);
       if (Date.now() > deadline) throw new Error(`parleyd printed no "listening" line:\n${this.tail(40)}`);
       await sleep(20);
     }
+    // On the redis engine the node serves once it has connected and subscribed.
+    for (;;) {
+      const r = await fetch(`${this.base}/readyz`).catch(() => null);
+      if (r && r.status === 200) return this;
+      if (this.exit)
+        throw new Error(`parleyd exited during start-up (${JSON.stringify(this.exit)}):\n${this.tail(40)}`);
+      if (Date.now() > deadline) throw new Error(`parleyd never turned ready:\n${this.tail(40)}`);
+      await sleep(50);
+    }
+  }
+
+  async metric(name) {
+    const text = await (await fetch(`${this.base}/metrics`)).text();
+    const m = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
+    return m ? Number(m[1]) : NaN;
   }
 
   tail(n = 30) {
@@ -195,9 +268,18 @@ class Parleyd {
 
 // ---- one variant -----------------------------------------------------------------------------
 
-async function runVariant(browser, pageOrigin, variant) {
+async function runVariant(browser, pageOrigin, variant, nodes) {
   const secret = crypto.randomBytes(48).toString('hex');
-  const srv = new Parleyd({ PARLEY_JWT_SECRET: secret, PARLEY_ALLOWED_ORIGINS: pageOrigin });
+  const name = nodes > 1 ? `${variant} on ${nodes} nodes` : variant;
+  const redis = nodes > 1 ? new RedisServer() : null;
+  const srvs = [];
+  for (let i = 0; i < nodes; i++) {
+    const env = { PARLEY_JWT_SECRET: secret, PARLEY_ALLOWED_ORIGINS: pageOrigin };
+    srvs.push(new Parleyd(env));
+  }
+  // Page A's node and page B's node (the same one unless --nodes 2).
+  const srvA = srvs[0];
+  const srvB = srvs[srvs.length - 1];
   const contexts = [];
   const consoles = { A: [], B: [] };
   let pages = {};
@@ -209,7 +291,11 @@ async function runVariant(browser, pageOrigin, variant) {
   const step = (promise, what) =>
     withTimeout(promise, Math.max(1, Math.min(STEP_TIMEOUT_MS, deadline - Date.now())), what);
   try {
-    await srv.start();
+    if (redis) {
+      await step(redis.start(), 'redis-server to start');
+      srvs.forEach((srv, i) => Object.assign(srv.env, { PARLEY_STORE: redis.url, PARLEY_NODE_ID: `browser-node-${i + 1}` }));
+    }
+    for (const srv of srvs) await srv.start();
     for (const who of ['A', 'B']) {
       // Camera/microphone permission lets WebRTC enumerate every interface (loopback too):
       // without it Chromium offers only the default route's addresses. No device is opened.
@@ -227,12 +313,12 @@ async function runVariant(browser, pageOrigin, variant) {
     const tokB = mintToken(secret, `bob-${variant}`, 'Bob');
 
     const created = await step(
-      A.evaluate(([base, tok]) => parley.createRoom(base, tok), [srv.base, tokA]),
+      A.evaluate(([base, tok]) => parley.createRoom(base, tok), [srvA.base, tokA]),
       'create-room',
     );
     assert(Array.isArray(created.iceServers), `create-room: no iceServers array: ${JSON.stringify(created)}`);
     const joined = await step(
-      B.evaluate(([base, tok, room]) => parley.joinRoom(base, tok, room), [srv.base, tokB, created.roomId]),
+      B.evaluate(([base, tok, room]) => parley.joinRoom(base, tok, room), [srvB.base, tokB, created.roomId]),
       'join-room',
     );
     assert(
@@ -316,6 +402,16 @@ async function runVariant(browser, pageOrigin, variant) {
       if (variant === 'ws')
         assert(st.acks === st.refsSent, `${st.role}: ${st.acks} acks for ${st.refsSent} signals with a ref`);
     }
+    if (nodes > 1 && variant === 'ws') {
+      // Each page's socket lived on its own node, and each node pushed to its own socket.
+      for (const [who, srv] of [['A', srvA], ['B', srvB]]) {
+        const socks = await srv.metric('parley_ws_connections_total');
+        const pushed = await srv.metric('parley_ws_envelopes_pushed_total');
+        assert(socks === 1, `${who}'s node counted ${socks} WebSockets, expected 1`);
+        assert(pushed > 0, `${who}'s node pushed ${pushed} envelopes`);
+      }
+      detail += '; one socket on each node';
+    }
   } catch (err) {
     failure = err;
   }
@@ -343,39 +439,46 @@ async function runVariant(browser, pageOrigin, variant) {
     ).catch(() => {});
   for (const ctx of contexts) await withTimeout(ctx.close(), 5000, 'context close').catch(() => {});
 
-  let exit = null;
-  try {
-    exit = await srv.stop();
-    if (!failure && exit) {
-      assert(exit.code === 0, `parleyd exited with ${JSON.stringify(exit)} after SIGTERM, expected code 0`);
+  const exits = [];
+  for (const srv of srvs) {
+    let exit = null;
+    try {
+      exit = await srv.stop();
+      if (!failure && exit) {
+        assert(exit.code === 0, `parleyd exited with ${JSON.stringify(exit)} after SIGTERM, expected code 0`);
+      }
+    } catch (err) {
+      failure = failure || err;
     }
-  } catch (err) {
-    failure = failure || err;
+    exits.push(exit);
+    if (!failure && SANITIZED) {
+      const bad = srv.sanitizerLines();
+      if (bad.length)
+        failure = new Error(`sanitizer reports in parleyd's log:\n${bad.slice(0, 20).join('\n')}`);
+    }
+    srv.kill();
   }
-  if (!failure && SANITIZED) {
-    const bad = srv.sanitizerLines();
-    if (bad.length)
-      failure = new Error(`sanitizer reports in parleyd's log:\n${bad.slice(0, 20).join('\n')}`);
-  }
-  srv.kill();
+  if (redis) redis.stop();
 
   const secs = ((Date.now() - started) / 1000).toFixed(1);
   if (!failure) {
-    if (KEEP_LOGS) console.log(`  parleyd log: ${srv.saveLog()}`);
-    console.log(`PASS ${variant} (${secs} s): ${detail}`);
+    if (KEEP_LOGS) for (const srv of srvs) console.log(`  parleyd log: ${srv.saveLog()}`);
+    console.log(`PASS ${name} (${secs} s): ${detail}`);
     return true;
   }
-  console.log(`FAIL ${variant} (${secs} s): ${failure.message}`);
+  console.log(`FAIL ${name} (${secs} s): ${failure.message}`);
   for (const who of ['A', 'B']) {
     console.log(`--- page ${who} state ---`);
     console.log(JSON.stringify(states[who], null, 1));
     console.log(`--- page ${who} console (last 60) ---`);
     console.log(consoles[who].slice(-60).join('\n') || '(empty)');
   }
-  console.log(
-    `--- parleyd log tail (${srv.base || 'not started'}; exit ${JSON.stringify(exit)}; full log ${srv.saveLog()}) ---`,
-  );
-  console.log(srv.tail(40));
+  srvs.forEach((srv, i) => {
+    console.log(
+      `--- parleyd log tail (${srv.base || 'not started'}; exit ${JSON.stringify(exits[i])}; full log ${srv.saveLog()}) ---`,
+    );
+    console.log(srv.tail(40));
+  });
   console.log('---');
   return false;
 }
@@ -383,10 +486,17 @@ async function runVariant(browser, pageOrigin, variant) {
 // ---- main --------------------------------------------------------------------------------------
 
 async function main() {
-  const variants = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  let nodes = 1;
+  const at = args.indexOf('--nodes');
+  if (at >= 0) {
+    nodes = Number(args[at + 1]);
+    args.splice(at, 2);
+  }
+  const variants = args;
   for (const v of variants) {
-    if (!ALL_VARIANTS.includes(v)) {
-      console.error(`usage: node test_webrtc.mjs [${ALL_VARIANTS.join('] [')}]`);
+    if (!ALL_VARIANTS.includes(v) || ![1, 2].includes(nodes)) {
+      console.error(`usage: node test_webrtc.mjs [--nodes 1|2] [${ALL_VARIANTS.join('] [')}]`);
       process.exit(2);
     }
   }
@@ -433,7 +543,7 @@ async function main() {
       'Chromium to start',
     );
     for (const v of variants) {
-      if (await runVariant(browser, pageOrigin, v)) passed++;
+      if (await runVariant(browser, pageOrigin, v, nodes)) passed++;
       else failed++;
     }
   } catch (err) {
