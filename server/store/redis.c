@@ -112,6 +112,7 @@ struct rs_store {
     int port;
     int db;
     char node[64];
+    char probe_channel[128]; /* "pl:probe:<node>:<random>": the subscriber's health check */
     char *script[OP_COUNT];
     char sha[OP_COUNT][41];
     rs_conn_t cmd, sub;
@@ -148,7 +149,6 @@ static void conn_set_up(rs_conn_t *c, bool up);
 static void conn_schedule(rs_conn_t *c);
 static void sweep_run(rs_store_t *s);
 static void on_retry_timer(uv_timer_t *t);
-static void on_message(redisAsyncContext *ac, void *reply, void *priv);
 
 /* ---- helpers ---- */
 
@@ -910,28 +910,19 @@ static void sweep_run(rs_store_t *s)
 /* The subscriber's health check. The command connection proves itself every second with
  * the sweep, but the subscriber only ever reads: a connection that died without a FIN or
  * RST (a NAT that forgot it, a failed-over host) would look up for ever while every push
- * for this node's sockets is lost. So it is PINGed once a second and broken, like a
- * command, when no answer comes within RS_TIMEOUT_MS; the reconnect subscribes afresh.
- *
- * hiredis 0.14.1 routes the first reply after a PING on a subscribed context to the PING's
- * callback, whatever that reply is (it assumes no push arrives before a pending reply). So
- * a message published just before the PONG lands in on_sub_pong, which hands it on to
- * on_message; the PONG itself then finds no subscription named "" and is dropped. */
-static void on_sub_pong(redisAsyncContext *ac, void *reply, void *priv)
-{
-    rs_conn_t *c = priv;
-    if (!reply || c->s->closing)
-        return;
-    c->hs_deadline = 0; /* any reply proves the connection alive */
-    on_message(ac, reply, priv);
-}
-
-static void sub_ping(rs_store_t *s)
+ * for this node's sockets is lost. So once a second the command connection PUBLISHes to a
+ * channel only this engine instance subscribes to, and the subscriber must hear it within
+ * RS_TIMEOUT_MS, or it is broken and re-made like a timed-out command connection. This
+ * proves the whole path a push takes (publish, Redis, this subscription), not just the
+ * socket. A PING on the subscriber would not do with hiredis 0.14.1: it never hands the
+ * reply of a PING sent on a subscribed connection to the PING's callback, and keeps that
+ * callback queued until the connection is freed. */
+static void sub_probe(rs_store_t *s)
 {
     rs_conn_t *c = &s->sub;
-    if (s->closing || !c->up || !c->ac || c->hs_deadline)
+    if (s->closing || !c->up || !c->ac || c->hs_deadline || !s->cmd.up || !s->cmd.ac)
         return;
-    if (redisAsyncCommand(c->ac, on_sub_pong, c, "PING") != REDIS_OK)
+    if (redisAsyncCommand(s->cmd.ac, NULL, NULL, "PUBLISH %s 1", s->probe_channel) != REDIS_OK)
         return;
     c->hs_deadline = uv_now(s->loop) + RS_TIMEOUT_MS;
     deadline_arm(s);
@@ -940,7 +931,7 @@ static void sub_ping(rs_store_t *s)
 static void on_sweep_timer(uv_timer_t *t)
 {
     sweep_run(t->data);
-    sub_ping(t->data);
+    sub_probe(t->data);
 }
 
 void pl_store_redis_sweep(pl_store_t *base)
@@ -988,6 +979,9 @@ static void on_message(redisAsyncContext *ac, void *reply, void *priv)
     char kind[16];
     str_of(r->element[0], kind, sizeof kind);
     if (strcmp(kind, "subscribe") == 0) {
+        /* Up once both channels are confirmed (the third element counts them). */
+        if (r->element[2]->type != REDIS_REPLY_INTEGER || r->element[2]->integer < 2)
+            return;
         c->hs_deadline = 0;
         c->attempt = 0;
         conn_set_up(c, true);
@@ -999,6 +993,12 @@ static void on_message(redisAsyncContext *ac, void *reply, void *priv)
     }
     if (strcmp(kind, "message") != 0)
         return;
+    const redisReply *ch = r->element[1];
+    if (ch->type == REDIS_REPLY_STRING && ch->len == strlen(s->probe_channel) &&
+        memcmp(ch->str, s->probe_channel, ch->len) == 0) {
+        c->hs_deadline = 0; /* the health probe came through */
+        return;
+    }
     const redisReply *m = r->element[2];
     if (m->type != REDIS_REPLY_STRING)
         return;
@@ -1066,7 +1066,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     c->hs_deadline = uv_now(s->loop) + RS_TIMEOUT_MS;
     deadline_arm(s);
     if (c->is_sub) {
-        redisAsyncCommand(a, on_message, c, "SUBSCRIBE " RS_CHANNEL);
+        redisAsyncCommand(a, on_message, c, "SUBSCRIBE " RS_CHANNEL " %s", s->probe_channel);
         return; /* up once the subscription is confirmed */
     }
     if (s->db)
@@ -1324,6 +1324,9 @@ int pl_store_redis_new(uv_loop_t *loop, const char *url, const pl_store_opts_t *
     snprintf(s->node, sizeof s->node, "%s", node_id ? node_id : "");
     if (pl_random_bytes(&s->rng, sizeof s->rng) != 0 || s->rng == 0)
         s->rng = 0x9e3779b97f4a7c15ull;
+    /* Unique per engine instance, even if two nodes were given the same id. */
+    snprintf(s->probe_channel, sizeof s->probe_channel, "pl:probe:%.64s:%016llx", s->node,
+             (unsigned long long)rnd(s));
     for (int i = 0; i < OP_COUNT; i++) {
         size_t a = strlen(RS_PRELUDE), b = strlen(script_body[i]);
         s->script[i] = malloc(a + b + 1);
