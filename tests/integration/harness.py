@@ -15,6 +15,9 @@ Environment (set by ctest, see tests/CMakeLists.txt):
   PARLEY_SANITIZED      "1" when the binary is built with ASan/UBSan: servers' logs are
                         checked for sanitizer reports and time bounds are scaled by SLOW
   PARLEY_TEST_KEEP_LOGS "1" keeps every server log file (they are kept on failure anyway)
+  PARLEY_TEST_STRICT    "1" (ctest sets it): a missing dependency (the parleyd binary,
+                        redis-server, python3-websockets) fails the test instead of
+                        skipping it, so a CI run cannot pass by running nothing
 
 The PARLEY_* variables of the test environment itself are never passed to parleyd (it
 refuses unknown PARLEY_* keys); the server gets exactly the variables the harness sets.
@@ -51,6 +54,7 @@ API (stable; add, don't rename):
 
 import base64
 import calendar
+import functools
 import hashlib
 import hmac
 import http.client
@@ -273,13 +277,44 @@ def _base_env():
     return {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
 
 
+STRICT = os.environ.get("PARLEY_TEST_STRICT") == "1"
+
+
+def missing(reason):
+    """A dependency is missing: skip on a manual run, fail under ctest (PARLEY_TEST_STRICT)."""
+    if STRICT:
+        raise AssertionError("missing dependency: %s (deploy/install-deps.sh installs it)"
+                             % reason)
+    raise unittest.SkipTest(reason)
+
+
+def needs(available, reason):
+    """unittest.skipUnless for a class or a test, except that under PARLEY_TEST_STRICT=1 a
+    missing dependency makes the test fail rather than pass by running nothing."""
+    if available or not STRICT:
+        return unittest.skipUnless(available, reason)
+
+    def deco(obj):
+        if isinstance(obj, type):
+            def setUpClass(cls):
+                missing(reason)
+            obj.setUpClass = classmethod(setUpClass)
+            return obj
+
+        @functools.wraps(obj)
+        def run(*a, **kw):
+            missing(reason)
+        return run
+    return deco
+
+
 def run_parleyd(args=None, timeout=10, **env):
     """Runs parleyd to completion (for --help, --version, refused configurations).
     env: PARLEY_* variables (None removes one); nothing PARLEY_* is set by default: the
     process gets exactly what the caller asks for plus the non-PARLEY environment.
     Returns CompletedProcess with text stdout/stderr."""
     if not os.path.exists(PARLEYD):
-        raise unittest.SkipTest("parleyd binary not found at %s (set PARLEYD)" % PARLEYD)
+        missing("parleyd binary not found at %s (set PARLEYD)" % PARLEYD)
     e = _base_env()
     for k, v in env.items():
         if v is None:
@@ -354,7 +389,7 @@ class Server:
 
     def start(self):
         if not os.path.exists(PARLEYD):
-            raise unittest.SkipTest("parleyd binary not found at %s (set PARLEYD)" % PARLEYD)
+            missing("parleyd binary not found at %s (set PARLEYD)" % PARLEYD)
         last_err = None
         try:
             for _attempt in range(3):

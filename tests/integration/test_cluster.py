@@ -13,7 +13,7 @@ import signal
 import time
 import unittest
 
-from harness import (Peer, RedisServer, _redis_flush, check_error, create_room, metrics,
+from harness import (Peer, RedisServer, _redis_flush, check_error, create_room, metrics, needs,
                      mint_token, req, run_in_thread, scaled, uniq, wait_until)
 from wsclient import WsTestCase, websockets, ws_connect
 
@@ -21,7 +21,7 @@ SDP_A = "v=0\r\no=- 11 1 IN IP4 127.0.0.1\r\ns=-\r\n"
 SDP_B = "v=0\r\no=- 22 1 IN IP4 127.0.0.1\r\ns=-\r\n"
 
 
-@unittest.skipUnless(shutil.which("redis-server"), "redis-server not installed")
+@needs(shutil.which("redis-server"), "redis-server not installed")
 class ClusterTestCase(WsTestCase):
     redis = None
 
@@ -187,7 +187,7 @@ class TestCrossNodeRest(ClusterTestCase):
         self.assertLess(r.elapsed, 5, r.elapsed)
 
 
-@unittest.skipIf(websockets is None, "python3-websockets not importable")
+@needs(websockets is not None, "python3-websockets not importable")
 class TestCrossNodeWebSocket(ClusterTestCase):
 
     def test_socket_on_node2_receives_offer_posted_on_node1_quickly(self):

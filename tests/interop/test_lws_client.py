@@ -21,7 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
-from harness import REPO, ParleyTestCase, Peer, metrics, scaled, wait_until  # noqa: E402
+from harness import REPO, ParleyTestCase, Peer, metrics, missing, scaled, wait_until  # noqa: E402
 
 LWS_CLIENT = os.environ.get("PARLEY_LWS_CLIENT") or os.path.join(REPO, "build", "tests", "lws_client")
 MAX_BODY = 4096
@@ -78,7 +78,7 @@ class LwsClientInterop(ParleyTestCase):
 
     def test_scripted_exchange(self):
         if not os.path.exists(LWS_CLIENT):
-            self.skipTest("lws_client not found at %s (set PARLEY_LWS_CLIENT)" % LWS_CLIENT)
+            missing("lws_client not found at %s (set PARLEY_LWS_CLIENT)" % LWS_CLIENT)
         srv = self.server(PARLEY_MAX_BODY=str(MAX_BODY))
         a = Peer.create(srv, name="lws-client")  # the client's socket A
         b = Peer.join(srv, a.room_id, name="rest-peer")  # pushes an offer over REST, gets one
