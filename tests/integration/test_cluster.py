@@ -291,6 +291,57 @@ class TestCrossNodeWebSocket(ClusterTestCase):
         self.assertFalse(wa.closed)
 
 
+class TestExpiryWithCreatorDead(ClusterTestCase):
+    """Expiry needs no particular node: every node sweeps, the sweep is atomic, so each
+    expiry is reported once even with three nodes alive, and the node that created the
+    room (and held its member) may be dead."""
+
+    @needs(websockets is not None, "python3-websockets not importable")
+    def test_creator_node_killed_its_member_expires_once_on_three_nodes(self):
+        ttl = 3
+        env = dict(PARLEY_MEMBER_TTL=str(ttl), PARLEY_WS_PING_INTERVAL="1")
+        n1 = self.node(1, expect_exit=None, **env)
+        n2, n3 = self.node(2, **env), self.node(3, **env)
+        a = Peer.create(n1)  # a REST peer whose only node dies: its heartbeats stop
+        b = Peer.join(n2, a.room_id)
+        c = Peer.join(n3, a.room_id)
+        wb, wc = self.ws(b), self.ws(c)
+        wb.collect(quiet=0.3)
+        wc.collect(quiet=0.3)
+        self.assertEqual(n1.kill(), -signal.SIGKILL)
+        t_kill = time.monotonic()
+        for w in (wb, wc):
+            left, _ = w.recv_until(lambda m: m.get("type") == "peer-left", scaled(ttl + 4))
+            self.assertEqual(left["peer"]["peerId"], a.peer_id, left)
+        self.assertLess(time.monotonic() - t_kill, scaled(ttl + 3))
+        # Exactly once: two surviving nodes sweep every second, neither reports it again.
+        for w in (wb, wc):
+            extra = [m for m in w.collect(quiet=2.5) if m.get("type") == "peer-left"]
+            self.assertEqual(extra, [], "peer-left delivered twice")
+        reports = [n for n in (n2, n3) for _ in n.find_log("member expired", peer=a.peer_id)]
+        self.assertEqual(len(reports), 1, "expiry reported by %d nodes" % len(reports))
+        r = req(n3, "GET", "/signaling/rooms/" + a.room_id)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json().get("participantCount"), 2, r)
+
+    def test_room_of_a_dead_node_expires_on_the_others(self):
+        ttl = 2
+        n1 = self.node(1, expect_exit=None, PARLEY_MEMBER_TTL=str(ttl))
+        n2 = self.node(2, PARLEY_MEMBER_TTL=str(ttl))
+        a = Peer.create(n1)  # public by default
+        self.assertIn(a.room_id, [x["roomId"] for x in req(n2, "GET", "/signaling/rooms")
+                                  .json()["rooms"]])
+        self.assertEqual(n1.kill(), -signal.SIGKILL)
+        # Its only member expires, which removes the room: gone from node 2's view.
+        wait_until(lambda: req(n2, "GET", "/signaling/rooms/" + a.room_id).status == 404,
+                   scaled(ttl + 4), msg="the dead node's room never expired")
+        check_error(req(n2, "GET", "/signaling/rooms/" + a.room_id), 404, "not_found")
+        self.assertNotIn(a.room_id, [x["roomId"] for x in req(n2, "GET", "/signaling/rooms")
+                                     .json()["rooms"]])
+        check_error(req(n2, "POST", "/signaling/join-room", body={"roomId": a.room_id},
+                        token=mint_token(uniq("late"))), 404, "not_found")
+
+
 class TestCrossNodeRateLimits(ClusterTestCase):
 
     def test_create_room_limit_is_shared(self):
