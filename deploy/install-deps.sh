@@ -32,6 +32,7 @@ PACKAGES=(
   python3-jwt
   python3-cryptography
   chromium           # tests/browser: Debian's Chromium (/usr/bin/chromium), driven by playwright-core
+  nginx              # tests/integration/test_cluster_proxy.py runs deploy/nginx/parley.conf in a private nginx
   nodejs             # tests/browser runs on node (the machines' NodeSource Node.js 20 counts)
   # style
   clang-format
@@ -78,7 +79,40 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-deps: installing: ${missing[*]}"
 fi
 export DEBIAN_FRONTEND=noninteractive
+
+# Debian's nginx package starts the system service (a default site on port 80) as it installs.
+# The tests run their own nginx on a free loopback port and want no service: while nginx is
+# being installed here, a policy-rc.d that answers 101 ("action forbidden") keeps invoke-rc.d
+# and deb-systemd-invoke from starting it. Only when no policy-rc.d exists (one that is there
+# is the machine's own policy and is left alone); removed again on exit, whatever happens.
+POLICY_RC=/usr/sbin/policy-rc.d
+POLICY_MARK="# install-deps.sh: temporary, keeps nginx from starting while it installs"
+policy_made=0
+remove_policy() {
+  if [ "$policy_made" -eq 1 ] && grep -qF "$POLICY_MARK" "$POLICY_RC" 2>/dev/null; then
+    "${SUDO[@]}" rm -f "$POLICY_RC"
+  fi
+}
+trap remove_policy EXIT
+nginx_new=0
+for pkg in "${missing[@]}"; do
+  [ "$pkg" = nginx ] && nginx_new=1
+done
+if [ "$nginx_new" -eq 1 ] && [ ! -e "$POLICY_RC" ]; then
+  printf '#!/bin/sh\n%s\nexit 101\n' "$POLICY_MARK" | "${SUDO[@]}" tee "$POLICY_RC" >/dev/null
+  "${SUDO[@]}" chmod 755 "$POLICY_RC"
+  policy_made=1
+fi
+
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
   -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${PACKAGES[@]}"
+remove_policy
+policy_made=0
+# Without our policy-rc.d (the machine had its own that allowed it), a just-installed
+# nginx may have started: stop it through its own pid file (the package's default one).
+if [ "$nginx_new" -eq 1 ] && [ -s /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
+  echo "install-deps: stopping the nginx service the package started (the tests run their own)"
+  "${SUDO[@]}" nginx -s quit || true
+fi
 echo "install-deps: done"
