@@ -85,6 +85,8 @@ void pl_api_handle(void *ud, pl_http_req_t *req)
         pl_client_ip(&app->net, req->peer_ip, (pl_str_t){fwd.data, fwd.len}, rfc7239,
                      call->client_ip, sizeof call->client_ip);
         pl_buf_free(&fwd);
+        if (strcmp(call->client_ip, req->peer_ip) != 0)
+            snprintf(req->client_ip, sizeof req->client_ip, "%s", call->client_ip);
     } else {
         snprintf(call->client_ip, sizeof call->client_ip, "%s", req->peer_ip);
     }

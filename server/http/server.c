@@ -626,6 +626,7 @@ static void req_reset(pl_http_conn_t *c)
     r->status = 0;
     r->responded = false;
     r->aborted = false;
+    r->client_ip[0] = '\0';
 }
 
 /* ---- timers ---- */
@@ -870,9 +871,10 @@ static void request_done(pl_http_conn_t *c)
     pl_http_req_t *r = &c->req;
     double secs = (double)((int64_t)(uv_hrtime() / 1000) - r->start_ms) / 1e6;
     s->stats.requests_inflight--;
-    pl_log_info("request", PL_LP("method", r->method_str), PL_LP("path", r->path),
-                PL_LI("status", r->status), PL_LD("duration_ms", secs * 1000.0),
-                PL_LS("peer", r->peer_ip), PL_LB("aborted", r->aborted));
+    pl_log_info(
+        "request", PL_LP("method", r->method_str), PL_LP("path", r->path),
+        PL_LI("status", r->status), PL_LD("duration_ms", secs * 1000.0), PL_LS("peer", r->peer_ip),
+        PL_LS("client", r->client_ip[0] ? r->client_ip : r->peer_ip), PL_LB("aborted", r->aborted));
     if (s->opts.on_complete)
         s->opts.on_complete(s->opts.ud, r, r->status, secs);
     c->busy = false;

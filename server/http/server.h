@@ -58,6 +58,9 @@ struct pl_http_req {
     const char *route;                    /* a low-cardinality name for metrics and logs */
     void *app_data;                       /* the handler's per-request state */
     void (*on_abort)(pl_http_req_t *req); /* the client went away while the handler ran */
+    /* The client's address when it differs from the TCP peer's (a trusted proxy forwarded
+     * it), for the request log line; empty otherwise. */
+    char client_ip[64];
 
     /* Response headers added with pl_http_add_header() before pl_http_respond(). */
     pl_buf_t resp_headers;

@@ -463,6 +463,11 @@ class TestClientIpThroughProxy(ProxyTestCase):
             self.assertTrue(seen, "node %s refused none of the 4 requests"
                             % n.env["PARLEY_NODE_ID"])
             self.assertEqual(set(seen), {"127.0.0.9"}, seen)
+            # The access log line names both: nginx as the TCP peer, the client as client.
+            lines = [o for o in n.find_log("request") if o.get("path") == "/signaling/create-room"]
+            self.assertTrue(lines, n.log_tail(10))
+            self.assertEqual({(o.get("peer"), o.get("client")) for o in lines},
+                             {("127.0.0.1", "127.0.0.9")}, lines)
 
     def test_rate_limit_per_client_ip_counts_across_nodes(self):
         limit = 6
