@@ -1,6 +1,7 @@
 /* What the store tests share: a fake clock, one global that every store callback records
- * into (R), and the callbacks themselves. Included by test_store_memory.c and
- * test_store_redis.c, which drive the two engines through the same interface. */
+ * into (R), and the callbacks themselves. Included by store_fixture.h, on which the
+ * scenarios of store_scenarios.h and the engine-specific tests of test_store_memory.c and
+ * test_store_redis.c drive the two engines through the same interface. */
 #ifndef PL_TEST_STORE_CALLBACKS_H
 #define PL_TEST_STORE_CALLBACKS_H
 
@@ -8,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <uv.h>
 
@@ -268,6 +270,25 @@ static void stats_cb(void *ud, int status, const pl_store_stats_t *stats)
     R.status = status;
     if (stats)
         R.stats = *stats;
+}
+
+/* shared_secret: the secret is copied out; secret_calls counts every callback of a
+ * scenario, so that a second one for the same call shows. */
+static int secret_calls;
+static unsigned char secret_buf[PL_SECRET_LEN_MAX];
+static size_t secret_len;
+
+static void secret_cb(void *ud, int status, const unsigned char *secret, size_t len)
+{
+    (void)ud;
+    R.calls++;
+    R.status = status;
+    secret_calls++;
+    secret_len = 0;
+    if (status == 0 && secret && len <= sizeof secret_buf) {
+        memcpy(secret_buf, secret, len);
+        secret_len = len;
+    }
 }
 
 #endif
