@@ -11,9 +11,9 @@
  *   - Order inside an operation: expired state met on the way is removed first and its
  *     notifications (on_member_expired / on_room_expired) fire; then the operation's state
  *     change completes; then its callback runs; then its own notifications (push's on_inbox)
- *     fire. Callback before notification is the order the redis engine has naturally (the
- *     reply to RPUSH arrives before the PUBLISH comes back through the subscription), so
- *     callers see the same order from both engines. Nothing the engine touches after a
+ *     fire. The redis engine usually shows the same order, but cannot promise it: the
+ *     reply and the notification come on two connections, so callers must not depend on
+ *     it (the server does not). Nothing the engine touches after a
  *     callback or notification is reached through a pointer that callback could have freed:
  *     the callbacks get copies and the notification arguments are copied beforehand.
  *   - Expiry: a once-a-second timer sweeps everything, and every operation also reaps the

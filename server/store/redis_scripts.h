@@ -61,6 +61,8 @@
     "  local e=tonumber(t.expires)\n"                                                              \
     "  local m=redis.call('ZRANGE',K(r,'mexp'),0,0,'WITHSCORES')\n"                                \
     "  if m[2] and tonumber(m[2])<e then e=tonumber(m[2]) end\n"                                   \
+    "  local sx=tonumber(redis.call('HGET',K(r,'room'),'sx'))\n"                                   \
+    "  if sx and sx<e then e=sx end\n"                                                             \
     "  redis.call('ZADD','pl:expiry',e,r) end\n"                                                   \
     "local function offer_clear(r,expired)\n"                                                      \
     "  local env=redis.call('HGET',K(r,'offer'),'env')\n"                                          \
@@ -84,6 +86,24 @@
     "  m.j=S(now) m.e=S(now+MTTL) m.l=''\n"                                                        \
     "  mem_save(r,m) redis.call('ZADD',K(r,'order'),seq,m.p) stat('members',1)\n"                  \
     "  return m end\n"                                                                             \
+    "local function sig_due(r,ex)\n"                                                               \
+    "  local sx=tonumber(redis.call('HGET',K(r,'room'),'sx'))\n"                                   \
+    "  if sx and sx<=ex then return false end\n"                                                   \
+    "  redis.call('HSET',K(r,'room'),'sx',S(ex)) return true end\n"                                \
+    "local function sig_reap(r)\n"                                                                 \
+    "  local nx=nil\n"                                                                             \
+    "  for _,p in ipairs(redis.call('ZRANGE',K(r,'order'),0,-1)) do\n"                             \
+    "    local k=K(r,'inbox:'..p)\n"                                                               \
+    "    while true do local h=redis.call('LINDEX',k,0)\n"                                         \
+    "      if not h then break end\n"                                                              \
+    "      local _,ex,_,_,hj=parse(h) ex=tonumber(ex)\n"                                           \
+    "      if ex>now then if not nx or ex<nx then nx=ex end break end\n"                           \
+    "      redis.call('LPOP',k) stat('queued',-1) stat('qbytes',-#hj) stat('expired',1) end end\n" \
+    "  local o=redis.call('HGET',K(r,'offer'),'env')\n"                                            \
+    "  if o then local _,ex=parse(o) ex=tonumber(ex)\n"                                            \
+    "    if ex<=now then offer_clear(r,true) elseif not nx or ex<nx then nx=ex end end\n"          \
+    "  if nx then redis.call('HSET',K(r,'room'),'sx',S(nx))\n"                                     \
+    "  else redis.call('HDEL',K(r,'room'),'sx') end end\n"                                         \
     "local function room_remove(r,t)\n"                                                            \
     "  for _,p in ipairs(redis.call('ZRANGE',K(r,'order'),0,-1)) do mem_remove(r,p) end\n"         \
     "  offer_clear(r,false)\n"                                                                     \
@@ -233,6 +253,7 @@
     "    if p~=sender then redis.call('PUBLISH','pl:inbox',r..'/'..p) end end\n"                   \
     "end\n"                                                                                        \
     "stat('queued',1) stat('qbytes',#js)\n"                                                        \
+    "if sig_due(r,now+STTL) then touch_expiry(r,t) end\n"                                          \
     "return {EV,0}\n"
 
 /* ARGV[10..13]: room id, peer id, mask, max. Envelopes come back as {id,type,from,json}. */
@@ -323,7 +344,7 @@
  * expiry is reported by exactly one node. */
 #define RS_SWEEP                                                                                   \
     "local due=redis.call('ZRANGEBYSCORE','pl:expiry','-inf',now,'LIMIT',0,tonumber(ARGV[10]))\n"  \
-    "for _,r in ipairs(due) do local t=reap(r) if t then touch_expiry(r,t) end end\n"              \
+    "for _,r in ipairs(due) do local t=reap(r) if t then sig_reap(r) touch_expiry(r,t) end end\n"  \
     "return {EV,0,tostring(#due)}\n"
 
 #endif

@@ -33,10 +33,6 @@ typedef struct {
      * false, the engine must run every callback before the call returns (the memory
      * engine's promise), and the helpers check that it did. */
     bool deferred;
-    /* The sweep also drops expired envelopes that nobody pops. The redis engine's sweep
-     * reaps rooms and members only, so there such envelopes stay counted in stats() and
-     * against queued_bytes_max until their inbox is popped or goes. */
-    bool sweep_drops_signals;
 } store_engine_t;
 
 /* The engine under test, set by run_store_scenarios() or by an engine's own test. */

@@ -8,7 +8,6 @@ static const store_engine_t memory_engine = {
     .make = pl_store_memory_new,
     .sweep = pl_store_memory_sweep,
     .deferred = false,
-    .sweep_drops_signals = true,
 };
 
 /* The names of topologies and envelope types (store.c) belong to no engine: checked once,
