@@ -35,6 +35,7 @@
 #define CLOSE_REPLACED 4001
 #define CLOSE_TIMEOUT  4002
 #define CLOSE_GRACE_S  3
+#define TICK_MS        1000 /* pings, liveness, token expiry and refreshes are checked once a tick */
 /* libwebsockets' write type for a close frame; the public header keeps only the number. */
 #define LWS_WRITE_CLOSE_ 4
 
@@ -168,7 +169,7 @@ int pl_ws_new(pl_app_t *app, pl_ws_t **out)
     }
     uv_timer_init(app->loop, &ws->tick);
     ws->tick.data = ws;
-    uv_timer_start(&ws->tick, on_tick, 1000, 1000);
+    uv_timer_start(&ws->tick, on_tick, TICK_MS, TICK_MS);
     uv_unref((uv_handle_t *)&ws->tick);
     ws_instance = ws;
     *out = ws;
@@ -971,12 +972,17 @@ static void on_tick(uv_timer_t *t)
             session_close(s, 1013, "overloaded");
             continue;
         }
-        /* A live socket keeps its member alive, as heartbeats would. */
-        if (s->last_seen_ms > s->last_refresh_ms && now - s->last_refresh_ms >= ttl / 3) {
+        /* A live socket keeps its member alive, as heartbeats would. Both deadlines below
+         * are met within half a tick: the tick timer runs on the loop's clock, `now` on
+         * another, so a deadline exactly one tick away is often seen 1 ms early, and a
+         * strict test would push the refresh (or the ping) one whole tick later; with a
+         * short member TTL that late refresh can let a live member expire. */
+        if (s->last_seen_ms > s->last_refresh_ms &&
+            now - s->last_refresh_ms >= ttl / 3 - TICK_MS / 2) {
             s->last_refresh_ms = now;
             store->heartbeat(store, s->sig.room_id, s->sig.peer_id, on_refreshed, NULL);
         }
-        if (now >= s->next_ping_ms) {
+        if (now + TICK_MS / 2 >= s->next_ping_ms) {
             s->next_ping_ms = now + (int64_t)cfg->ws_ping_interval * 1000;
             s->ping_due = true;
             lws_callback_on_writable(s->wsi);
