@@ -21,6 +21,10 @@ PACKAGES=(
   libssl-dev
   libwebsockets-dev
   libhiredis-dev
+  # libraries (client SDK: ICE, SCTP over DTLS)
+  libnice-dev        # ICE (GLib)
+  libglib2.0-dev
+  libusrsctp-dev     # SCTP for DataChannels
   # runtime services and tools
   redis-server
   curl
@@ -31,6 +35,7 @@ PACKAGES=(
   python3-websockets
   python3-jwt
   python3-cryptography
+  python3-aiortc     # tests/interop: a WebRTC peer nobody here wrote (run with /usr/bin/python3)
   chromium           # tests/browser: Debian's Chromium (/usr/bin/chromium), driven by playwright-core
   nginx              # tests/integration/test_cluster_proxy.py runs deploy/nginx/parley.conf in a private nginx
   nodejs             # tests/browser runs on node (the machines' NodeSource Node.js 20 counts)

@@ -1,0 +1,201 @@
+/* parley.h — the Parley client SDK (libparley).
+ *
+ * A client joins a room on a parleyd server (REST + WebSocket signaling) and connects to the
+ * other members peer to peer over WebRTC DataChannels (ICE, DTLS, SCTP), then exchanges
+ * messages with them. The server only relays the handshake; messages never pass through it.
+ *
+ * Threads: parley_client_new() starts the SDK's own thread (an event loop for signaling,
+ * timers, DTLS and SCTP) and an ICE thread. Every callback runs on the SDK thread, one at a
+ * time, never from inside a library call of yours. Every function may be called from any
+ * thread, callbacks included, except parley_client_free(), which must not be called from a
+ * callback. See docs/sdk.md.
+ *
+ * Errors: functions return 0 or a negative PARLEY_E* code; parley_strerror() names it.
+ * Asynchronous operations (create, join, leave) return 0 when accepted; their outcome comes
+ * through a callback. Every callback receives the `user` pointer given to
+ * parley_client_new(). */
+#ifndef PARLEY_H
+#define PARLEY_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(PARLEY_BUILDING)
+#define PARLEY_API __attribute__((visibility("default")))
+#else
+#define PARLEY_API
+#endif
+
+#define PARLEY_VERSION_MAJOR 0
+#define PARLEY_VERSION_MINOR 1
+#define PARLEY_VERSION_PATCH 0
+
+/* ---- errors ---- */
+
+/* The library's own conditions. */
+#define PARLEY_EINVAL       (-1)  /* an argument is invalid */
+#define PARLEY_ENOMEM       (-2)  /* out of memory */
+#define PARLEY_ESTATE       (-3)  /* not possible in the current state (e.g. send before joining) */
+#define PARLEY_ENOTCONN     (-4)  /* no open channel to that peer */
+#define PARLEY_EMSGSIZE     (-5)  /* larger than the peer's max-message-size */
+#define PARLEY_EAGAIN       (-6)  /* the send queue is full; try again later */
+#define PARLEY_ETIMEDOUT    (-7)  /* an operation timed out */
+#define PARLEY_ENETWORK     (-8)  /* the server could not be reached */
+#define PARLEY_EPROTO       (-9)  /* the server or a peer broke the protocol */
+#define PARLEY_EDTLS        (-10) /* the DTLS handshake failed */
+#define PARLEY_EFINGERPRINT (-11) /* the peer's certificate does not match its SDP fingerprint */
+#define PARLEY_EICE         (-12) /* ICE found no working path */
+#define PARLEY_ESCTP        (-13) /* the SCTP association failed */
+#define PARLEY_ECLOSED      (-14) /* the client or the connection is closed */
+#define PARLEY_ENOTFOUND    (-15) /* no such peer */
+
+/* One per error code of the server (docs/api.md section 1), so callers can tell them apart. */
+#define PARLEY_ESRV_INVALID_JSON      (-20) /* invalid_json */
+#define PARLEY_ESRV_INVALID_REQUEST   (-21) /* invalid_request */
+#define PARLEY_ESRV_BAD_REQUEST       (-22) /* bad_request */
+#define PARLEY_ESRV_UNAUTHORIZED      (-23) /* unauthorized: the user token was refused */
+#define PARLEY_ESRV_FORBIDDEN         (-24) /* forbidden */
+#define PARLEY_ESRV_NOT_FOUND         (-25) /* not_found: no such room */
+#define PARLEY_ESRV_METHOD            (-26) /* method_not_allowed */
+#define PARLEY_ESRV_TIMEOUT           (-27) /* request_timeout */
+#define PARLEY_ESRV_CONFLICT          (-28) /* conflict (e.g. the room is full) */
+#define PARLEY_ESRV_TOO_LARGE         (-29) /* payload_too_large */
+#define PARLEY_ESRV_MEDIA_TYPE        (-30) /* unsupported_media_type */
+#define PARLEY_ESRV_RATE_LIMITED      (-31) /* rate_limited */
+#define PARLEY_ESRV_HEADERS_TOO_LARGE (-32) /* headers_too_large */
+#define PARLEY_ESRV_STORE_UNAVAILABLE (-33) /* store_unavailable */
+#define PARLEY_ESRV_OVERLOADED        (-34) /* overloaded */
+#define PARLEY_ESRV_UPGRADE_REQUIRED  (-35) /* upgrade_required */
+#define PARLEY_ESRV_INTERNAL          (-36) /* internal */
+#define PARLEY_ESRV_UNKNOWN           (-37) /* a server error code this SDK does not know */
+#define PARLEY_ESRV_REPLACED          (-38) /* a newer connection of the same peer took over */
+#define PARLEY_ESRV_EXPIRED           (-39) /* the membership expired; join again */
+
+/* A short English description of err ("unknown error" for anything else). Never NULL. */
+PARLEY_API const char *parley_strerror(int err);
+/* "0.1.0" */
+PARLEY_API const char *parley_version(void);
+
+/* ---- types ---- */
+
+typedef struct parley_client parley_client;
+
+typedef enum { PARLEY_MSG_TEXT = 0, PARLEY_MSG_BINARY = 1 } parley_msg_kind;
+
+typedef enum {
+    PARLEY_SIG_CONNECTING = 0,   /* joining, or opening the signaling channel */
+    PARLEY_SIG_WEBSOCKET = 1,    /* signaling over the WebSocket channel */
+    PARLEY_SIG_LONGPOLL = 2,     /* signaling over REST long-polls (WebSocket unavailable) */
+    PARLEY_SIG_RECONNECTING = 3, /* lost; retrying with backoff (open peers keep working) */
+    PARLEY_SIG_CLOSED = 4        /* left, or gave up */
+} parley_sig_state;
+
+typedef enum {
+    PARLEY_GONE_LEFT = 0,       /* the peer left the room (or its membership expired) */
+    PARLEY_GONE_FAILED = 1,     /* the connection failed and will not be retried */
+    PARLEY_GONE_ROOM_CLOSED = 2 /* the room was closed */
+} parley_gone_reason;
+
+/* Strings are valid during the callback only. */
+typedef struct {
+    const char *peer_id;
+    const char *user_id;
+    const char *name; /* display name; may be "" */
+} parley_peer;
+
+typedef struct {
+    const char *room_id;
+    const char *peer_id; /* ours */
+    const char *broadcaster_name;
+    const char *custom_name;
+    const char *topology; /* "mesh", "star", "overlay" */
+    int max_peers;
+    int is_public;
+} parley_room;
+
+typedef struct {
+    size_t struct_size;       /* sizeof(parley_config): set by parley_config_init() */
+    const char *server_url;   /* "http://host:port" of parleyd (required) */
+    const char *user_token;   /* the user's JWT; NULL joins as a guest where allowed */
+    const char *display_name; /* NULL: the token's name */
+    /* ICE: local addresses to gather on (NULL: every non-loopback interface; tests pass
+     * {"127.0.0.1", NULL}), and STUN/TURN servers (NULL: the server's iceServers). */
+    const char *const *ice_local_addresses;
+    const char *const *ice_servers; /* "stun:host:port" URLs */
+    int signaling;                  /* PARLEY_SIGNALING_* */
+    size_t max_message_size;        /* what we accept and advertise; default 262144 */
+    int log_level;                  /* 0 none, 1 error, 2 warn, 3 info, 4 debug; default 2 */
+    void (*log)(int level, const char *msg, void *user); /* NULL: stderr */
+} parley_config;
+
+#define PARLEY_SIGNALING_AUTO     0 /* WebSocket, falling back to REST long-polls */
+#define PARLEY_SIGNALING_WS       1 /* WebSocket only */
+#define PARLEY_SIGNALING_LONGPOLL 2 /* REST long-polls only */
+
+typedef struct {
+    /* The join (or create) succeeded: the room, and the members already there. */
+    void (*on_joined)(parley_client *c, const parley_room *room, const parley_peer *peers,
+                      size_t npeers, void *user);
+    /* A member joined the room (signaling only: no channel yet). */
+    void (*on_peer_joined)(parley_client *c, const parley_peer *peer, void *user);
+    /* A DataChannel to peer is open: parley_send() to it works from now on. */
+    void (*on_peer_connected)(parley_client *c, const parley_peer *peer, void *user);
+    /* A message from peer (data valid during the callback only). */
+    void (*on_message)(parley_client *c, const parley_peer *peer, parley_msg_kind kind,
+                       const void *data, size_t len, void *user);
+    /* The channel to peer is gone (it left, failed for good, or the room closed). */
+    void (*on_peer_gone)(parley_client *c, const parley_peer *peer, parley_gone_reason why,
+                         void *user);
+    /* The signaling channel changed state; err says why it was lost or closed (or 0). */
+    void (*on_signaling)(parley_client *c, parley_sig_state state, int err, void *user);
+    /* An operation failed: op is "create", "join", "leave", "signal", "connect"; detail is
+     * the server's message or NULL. */
+    void (*on_error)(parley_client *c, const char *op, int err, const char *detail, void *user);
+    /* parley_leave() finished (err 0), or the membership ended by itself (err < 0). */
+    void (*on_left)(parley_client *c, int err, void *user);
+} parley_callbacks;
+
+/* ---- the client ---- */
+
+/* Fills cfg with the defaults (every field zero or NULL except those documented above). */
+PARLEY_API void parley_config_init(parley_config *cfg);
+
+/* Creates a client and starts its threads. cfg and cb are copied (strings too). */
+PARLEY_API int parley_client_new(const parley_config *cfg, const parley_callbacks *cb, void *user,
+                                 parley_client **out);
+
+/* Leaves the room if joined (without waiting for the server), closes every connection, stops
+ * the threads and frees the client. No callback runs after it returns. Not from a callback. */
+PARLEY_API void parley_client_free(parley_client *c);
+
+/* Creates a room and joins it as its broadcaster. custom_name and topology may be NULL
+ * (topology: "mesh" by default). Outcome: on_joined or on_error("create"). */
+PARLEY_API int parley_create_room(parley_client *c, const char *custom_name, int is_public,
+                                  const char *topology);
+
+/* Joins a room by id, or by the broadcaster's name. Outcome: on_joined or on_error("join"). */
+PARLEY_API int parley_join_room(parley_client *c, const char *room_id);
+PARLEY_API int parley_join_broadcaster(parley_client *c, const char *broadcaster_name);
+
+/* Leaves the room: closes every peer connection and tells the server. Outcome: on_left. */
+PARLEY_API int parley_leave(parley_client *c);
+
+/* Sends one message to one peer, or to every connected peer. Messages to a peer arrive in
+ * order. PARLEY_ENOTCONN without an open channel to it, PARLEY_EMSGSIZE above its
+ * max-message-size, PARLEY_EAGAIN when its send queue is full. */
+PARLEY_API int parley_send(parley_client *c, const char *peer_id, parley_msg_kind kind,
+                           const void *data, size_t len);
+/* Returns how many peers it was queued for (>= 0), or a negative error. */
+PARLEY_API int parley_broadcast(parley_client *c, parley_msg_kind kind, const void *data,
+                                size_t len);
+
+/* The largest message peer accepts (0 when not connected). */
+PARLEY_API size_t parley_max_message_size(parley_client *c, const char *peer_id);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
