@@ -26,6 +26,7 @@ struct waiter {
     waiter_t *check_prev, *check_next; /* the to-check queue */
     bool queued;
     bool popping;   /* a pop is in flight; its callback decides */
+    bool recheck;   /* woken while popping: the pop may have run before what woke it */
     bool finishing; /* answered or being answered: ignore further events */
     bool expire;    /* the deadline passed while popping */
     unsigned mask;
@@ -310,10 +311,15 @@ static void on_idle(uv_idle_t *idle)
 
 static void waiter_check(waiter_t *w)
 {
-    if (w->finishing || w->popping)
+    if (w->finishing)
         return;
+    if (w->popping) {
+        w->recheck = true;
+        return;
+    }
     pl_store_t *s = w->hub->app->store;
     w->popping = true;
+    w->recheck = false;
     int rc = s->pop(s, w->room_id, w->peer_id, w->mask, w->events ? 100 : 1, on_popped, w);
     if (rc) {
         w->popping = false;
@@ -334,7 +340,9 @@ static void on_popped(void *ud, int status, const pl_envelope_t *envs, size_t n)
         waiter_finish(w, envs, n, status);
         return;
     }
-    /* Woken for a type this poll does not want: keep waiting. */
+    /* Nothing for this poll: keep waiting, after one more look if a wake came meanwhile. */
+    if (w->recheck)
+        waiter_check(w);
 }
 
 static void on_deadline(uv_timer_t *t)

@@ -96,8 +96,7 @@ typedef struct {
     bool logged_down;
     bool timed_out;       /* the connection is being dropped because Redis stopped answering */
     int attempt;          /* reconnect attempts since the last success */
-    uint64_t hs_deadline; /* uv_now() by which the handshake or health PING must answer;
-                           * 0 = nothing pending */
+    uint64_t hs_deadline; /* uv_now() by which the handshake must answer; 0 = none pending */
     uv_timer_t timer;
 } rs_conn_t;
 
@@ -122,6 +121,10 @@ struct rs_store {
      * head and the handshakes' deadlines. */
     rs_req_t *pend_head, *pend_tail;
     uv_timer_t deadline_timer;
+    /* uv_now() by which the subscriber must hear the health probe in flight; 0 = none.
+     * Void (0) as soon as either connection goes down: a probe lost with the command
+     * connection says nothing about the subscriber. */
+    uint64_t probe_deadline;
     bool sweeping;
     bool closing;
     int open_handles;
@@ -209,6 +212,12 @@ static void str_of(const redisReply *r, char *dst, size_t size)
 }
 
 /* room_arr(): id, bid, bname, cname, created, expires, count, maxp, pub, topo. */
+static bool reply_is(const redisReply *r, const char *str)
+{
+    size_t n = strlen(str);
+    return r->type == REDIS_REPLY_STRING && (size_t)r->len == n && memcmp(r->str, str, n) == 0;
+}
+
 static void parse_room(const redisReply *a, pl_room_t *room)
 {
     memset(room, 0, sizeof *room);
@@ -484,6 +493,8 @@ static void deadline_arm(rs_store_t *s)
     if (s->closing)
         return;
     uint64_t d = s->pend_head ? s->pend_head->deadline : 0;
+    if (s->probe_deadline && (!d || s->probe_deadline < d))
+        d = s->probe_deadline;
     const rs_conn_t *conns[2] = {&s->cmd, &s->sub};
     for (int i = 0; i < 2; i++) {
         if (conns[i]->hs_deadline && (!d || conns[i]->hs_deadline < d))
@@ -561,13 +572,17 @@ static void on_deadline_timer(uv_timer_t *t)
                     PL_LS("node", s->node));
         conn_break(&s->cmd);
     }
+    if (s->probe_deadline && s->probe_deadline <= now && !s->closing) {
+        s->probe_deadline = 0;
+        pl_log_warn("store: redis health check timed out", PL_LS("conn", s->sub.name),
+                    PL_LI("timeout_ms", RS_TIMEOUT_MS), PL_LS("node", s->node));
+        conn_break(&s->sub);
+    }
     rs_conn_t *conns[2] = {&s->cmd, &s->sub};
     for (int i = 0; i < 2 && !s->closing; i++) {
         if (conns[i]->hs_deadline && conns[i]->hs_deadline <= now) {
-            pl_log_warn(conns[i]->up ? "store: redis health check timed out"
-                                     : "store: redis handshake timed out",
-                        PL_LS("conn", conns[i]->name), PL_LI("timeout_ms", RS_TIMEOUT_MS),
-                        PL_LS("node", s->node));
+            pl_log_warn("store: redis handshake timed out", PL_LS("conn", conns[i]->name),
+                        PL_LI("timeout_ms", RS_TIMEOUT_MS), PL_LS("node", s->node));
             conn_break(conns[i]);
         }
     }
@@ -920,11 +935,11 @@ static void sweep_run(rs_store_t *s)
 static void sub_probe(rs_store_t *s)
 {
     rs_conn_t *c = &s->sub;
-    if (s->closing || !c->up || !c->ac || c->hs_deadline || !s->cmd.up || !s->cmd.ac)
+    if (s->closing || !c->up || !c->ac || s->probe_deadline || !s->cmd.up || !s->cmd.ac)
         return;
     if (redisAsyncCommand(s->cmd.ac, NULL, NULL, "PUBLISH %s 1", s->probe_channel) != REDIS_OK)
         return;
-    c->hs_deadline = uv_now(s->loop) + RS_TIMEOUT_MS;
+    s->probe_deadline = uv_now(s->loop) + RS_TIMEOUT_MS;
     deadline_arm(s);
 }
 
@@ -947,9 +962,17 @@ static void conn_set_up(rs_conn_t *c, bool up)
     rs_store_t *s = c->s;
     bool was = rs_ready(&s->base);
     c->up = up;
+    if (!up)
+        s->probe_deadline = 0;
     bool is = rs_ready(&s->base);
-    if (was != is)
-        pl_log_info(is ? "store: redis ready" : "store: redis unavailable", PL_LS("node", s->node));
+    if (was == is)
+        return;
+    pl_log_info(is ? "store: redis ready" : "store: redis unavailable", PL_LS("node", s->node));
+    /* Whatever was published while either connection was down is lost, and the wakes that
+     * came in meanwhile could not pop: now that both work again, every waiting peer looks
+     * at its inbox (at start-up nobody waits yet). */
+    if (is && s->listener.on_resync)
+        s->listener.on_resync(s->listener.ud);
 }
 
 static void conn_schedule(rs_conn_t *c)
@@ -979,24 +1002,18 @@ static void on_message(redisAsyncContext *ac, void *reply, void *priv)
     char kind[16];
     str_of(r->element[0], kind, sizeof kind);
     if (strcmp(kind, "subscribe") == 0) {
-        /* Up once both channels are confirmed (the third element counts them). */
-        if (r->element[2]->type != REDIS_REPLY_INTEGER || r->element[2]->integer < 2)
-            return;
-        c->hs_deadline = 0;
-        c->attempt = 0;
-        conn_set_up(c, true);
-        /* Whatever was published while the subscription was down is lost: have every
-         * waiting peer look at its inbox (on the first subscribe nobody waits yet). */
-        if (s->listener.on_resync)
-            s->listener.on_resync(s->listener.ud);
+        /* Up once the probe channel, subscribed last, is confirmed. */
+        if (reply_is(r->element[1], s->probe_channel)) {
+            c->hs_deadline = 0;
+            c->attempt = 0;
+            conn_set_up(c, true);
+        }
         return;
     }
     if (strcmp(kind, "message") != 0)
         return;
-    const redisReply *ch = r->element[1];
-    if (ch->type == REDIS_REPLY_STRING && ch->len == strlen(s->probe_channel) &&
-        memcmp(ch->str, s->probe_channel, ch->len) == 0) {
-        c->hs_deadline = 0; /* the health probe came through */
+    if (reply_is(r->element[1], s->probe_channel)) {
+        s->probe_deadline = 0; /* the health probe came through */
         return;
     }
     const redisReply *m = r->element[2];

@@ -68,7 +68,7 @@
     "  local env=redis.call('HGET',K(r,'offer'),'env')\n"                                          \
     "  if not env then return end\n"                                                               \
     "  local _,_,_,_,js=parse(env)\n"                                                              \
-    "  stat('queued',-1) stat('qbytes',-#js)\n"                                                    \
+    "  stat('queued',-1) stat('qbytes',-#(js or ''))\n"                                            \
     "  if expired then stat('expired',1) end\n"                                                    \
     "  redis.call('DEL',K(r,'offer')) end\n"                                                       \
     "local function inbox_clear(r,p)\n"                                                            \
@@ -97,11 +97,13 @@
     "    while true do local h=redis.call('LINDEX',k,0)\n"                                         \
     "      if not h then break end\n"                                                              \
     "      local _,ex,_,_,hj=parse(h) ex=tonumber(ex)\n"                                           \
-    "      if ex>now then if not nx or ex<nx then nx=ex end break end\n"                           \
-    "      redis.call('LPOP',k) stat('queued',-1) stat('qbytes',-#hj) stat('expired',1) end end\n" \
+    "      if ex and ex>now then if not nx or ex<nx then nx=ex end break end\n"                    \
+    "      redis.call('LPOP',k) stat('queued',-1) stat('qbytes',-#(hj or ''))\n"                   \
+    "      stat('expired',1) end end\n"                                                            \
     "  local o=redis.call('HGET',K(r,'offer'),'env')\n"                                            \
     "  if o then local _,ex=parse(o) ex=tonumber(ex)\n"                                            \
-    "    if ex<=now then offer_clear(r,true) elseif not nx or ex<nx then nx=ex end end\n"          \
+    "    if not ex or ex<=now then offer_clear(r,true)\n"                                          \
+    "    elseif not nx or ex<nx then nx=ex end end\n"                                              \
     "  if nx then redis.call('HSET',K(r,'room'),'sx',S(nx))\n"                                     \
     "  else redis.call('HDEL',K(r,'room'),'sx') end end\n"                                         \
     "local function room_remove(r,t)\n"                                                            \

@@ -72,6 +72,7 @@ class HoldingProxy:
         self.conns = []
         self.lock = threading.Lock()
         self.closed = False
+        self.only_subscribers = False  # new connections that are not subscribers are cut
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -109,12 +110,31 @@ class HoldingProxy:
                 return
             if upward and b"SUBSCRIBE" in data.upper():
                 conn["sub"] = True
+            if upward and self.only_subscribers and not conn["sub"]:
+                conn["held"] = True  # then cut below: a command connection may not pass
+                for sock in (src, dst):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                return
             if conn["held"]:
                 continue  # swallowed: the connection looks open and silent
             try:
                 dst.sendall(data)
             except OSError:
                 return
+
+    def cut_all(self):
+        """Resets every connection made so far (the node sees both of its own drop)."""
+        with self.lock:
+            for c in self.conns:
+                for sock in (c["client"], c["upstream"]):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+            self.conns = []
 
     def hold_subscribers(self):
         with self.lock:
@@ -485,6 +505,37 @@ class TestSubscriberHealth(RedisFaultTestCase):
         self.assertIn("x-after:1", m["sdp"])
         self.assertLess(time.monotonic() - t0, scaled(0.5))
         self.assertFalse(wb.closed)
+
+
+    @needs(websockets is not None, "python3-websockets not importable")
+    def test_command_connection_back_after_subscriber_still_resyncs(self):
+        # Both connections drop; the subscriber comes back first (the proxy lets only
+        # subscribers through for a while), and a push from another node lands meanwhile.
+        # The node may only recheck its sockets once it can pop, i.e. when the command
+        # connection is back too: that envelope must then arrive.
+        n2 = self.server(PARLEY_STORE=self.redis.url, fresh_store=False,
+                         PARLEY_NODE_ID="direct-node", PARLEY_RL_LIST="0",
+                         PARLEY_RL_SIGNAL="0", PARLEY_RL_POLL="0")
+        a = Peer.create(n2, name="A")
+        b = Peer.join(self.srv, a.room_id, name="B")
+        wb = self.ws(b)
+        wb.collect(quiet=0.3)
+        self.proxy.only_subscribers = True
+        self.proxy.cut_all()
+        self.wait_ready(503, timeout=2)
+        # The subscriber is back (the proxy passed it) while the command connection is not.
+        wait_until(lambda: any(c["sub"] for c in self.proxy.conns), scaled(3),
+                   msg="the subscriber never came back")
+        time.sleep(0.3)
+        self.assertStatus(a.offer(SDP + "a=x-gap:1\r\n", to=b.peer_id), 202)
+        time.sleep(0.5)
+        self.assertEqual(req(self.srv, "GET", "/readyz").status, 503)
+        t_open = time.monotonic()
+        self.proxy.only_subscribers = False
+        m, _ = wb.recv_until(lambda m: m.get("type") == "offer", scaled(8))
+        self.assertIn("x-gap:1", m["sdp"])
+        self.assertLess(time.monotonic() - t_open, scaled(6))
+        self.srv.wait_log("store: resync, waiting peers rechecked", timeout=1)
 
 
 if __name__ == "__main__":

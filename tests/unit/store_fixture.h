@@ -333,11 +333,15 @@ static int secret(pl_store_t *s, const char *name, size_t len)
     return rc ? rc : (wait_calls() ? R.status : -1);
 }
 
+/* The engine's counters; a failed or missing answer fails the check here rather than
+ * handing back the previous call's figures. */
 static pl_store_stats_t stats(pl_store_t *s)
 {
     R.calls = 0;
-    if (s->stats(s, stats_cb, NULL) == 0)
-        wait_calls();
+    memset(&R.stats, 0xff, sizeof R.stats);
+    CHECK_EQ_INT(s->stats(s, stats_cb, NULL), 0);
+    wait_calls();
+    CHECK(R.calls == 1 && R.status == 0);
     return R.stats;
 }
 

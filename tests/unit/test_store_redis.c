@@ -154,6 +154,63 @@ static void on_member_expired_b(void *ud, const pl_room_t *room, const pl_member
     expired_b++;
 }
 
+/* A reply read with a blocking client (test only): an integer, a number in a string, or
+ * nil. Returns false on error. */
+static bool redis_number(const char *cmd, long long *out, bool *nil)
+{
+    struct timeval tv = {0, 500000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+    if (!c || c->err) {
+        if (c)
+            redisFree(c);
+        return false;
+    }
+    redisReply *r = redisCommand(c, cmd);
+    bool ok = r && r->type != REDIS_REPLY_ERROR;
+    *nil = ok && r->type == REDIS_REPLY_NIL;
+    if (ok && r->type == REDIS_REPLY_INTEGER)
+        *out = r->integer;
+    else if (ok && r->type == REDIS_REPLY_STRING)
+        *out = strtoll(r->str, NULL, 10);
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    return ok;
+}
+
+/* The room's `sx` (earliest waiting envelope) is set by a push, folded into pl:expiry, and
+ * cleared by the sweep once nothing waits: a stale one would make the room due, and swept,
+ * every second for ever. */
+static void test_signal_expiry_bookkeeping(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(open_room1(&fx, &o, 2));
+    pl_store_t *s = fx.s;
+    long long v = 0;
+    bool nil = false;
+    int64_t pushed_at = fake_now;
+    CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_OFFER, "o1", "{}"), 0);
+    REQUIRE(redis_number("HGET pl:{room1}:room sx", &v, &nil));
+    CHECK(!nil);
+    CHECK_EQ_INT(v, pushed_at + 30 * 1000);
+    REQUIRE(redis_number("ZSCORE pl:expiry room1", &v, &nil));
+    CHECK_EQ_INT(v, pushed_at + 30 * 1000);
+    /* Taken at once: sx is now stale, which costs one visit of the sweep... */
+    CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_ALL, 10), 0);
+    CHECK_EQ_INT(R.nenvs, 1);
+    fake_now = pushed_at + 30 * 1000;
+    sweep(s);
+    REQUIRE(redis_number("HGET pl:{room1}:room sx", &v, &nil));
+    CHECK(nil);
+    /* ...after which the room is due at its members' expiry, not now. */
+    REQUIRE(redis_number("ZSCORE pl:expiry room1", &v, &nil));
+    CHECK(!nil);
+    CHECK(v > fake_now);
+    CHECK_EQ_INT(stats(s).signals_expired, 0);
+    fx_close(&fx);
+}
+
 static void test_two_nodes(void)
 {
     fixture_t fx;
@@ -344,6 +401,7 @@ int main(void)
     }
     run_store_scenarios(&redis_engine);
     store_engine = &redis_engine;
+    RUN(test_signal_expiry_bookkeeping);
     RUN(test_two_nodes);
     RUN(test_shared_secret_two_nodes);
     RUN(test_redis_frozen);
