@@ -6,9 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "evq.h"
 #include "parley.h"
+
+/* Kernel socket buffers asked for once connected (see pl__ice_tune_socket). */
+#define PL_ICE_SOCKET_BUF (2 * 1024 * 1024)
 
 struct pl__ice {
     NiceAgent *agent;
@@ -289,6 +293,19 @@ int pl__ice_send(pl__ice_t *ice, const void *data, size_t len)
 {
     gint n = nice_agent_send(ice->agent, ice->stream, 1, (guint)len, data);
     return n == (gint)len ? 0 : PARLEY_ENOTCONN;
+}
+
+void pl__ice_tune_socket(pl__ice_t *ice)
+{
+    GSocket *gs = nice_agent_get_selected_socket(ice->agent, ice->stream, 1);
+    if (!gs)
+        return;
+    int fd = g_socket_get_fd(gs);
+    int size = PL_ICE_SOCKET_BUF;
+    /* Best effort: the kernel caps it at its maximum without failing. */
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    g_object_unref(gs);
 }
 
 static gboolean pl_ice_destroy(gpointer data)

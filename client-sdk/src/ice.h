@@ -54,6 +54,12 @@ void pl__ice_remote_gathering_done(pl__ice_t *ice);
 /* Sends one datagram on the selected pair. PARLEY_ENOTCONN when there is none yet. */
 int pl__ice_send(pl__ice_t *ice, const void *data, size_t len);
 
+/* Enlarges the kernel buffers of the selected pair's socket (up to net.core.[rw]mem_max):
+ * SCTP sends a whole congestion window at once, and the kernel's 208 KiB default drops a
+ * burst of 1200-byte datagrams long before the window is reached, each drop halving it.
+ * Call when ICE connects. */
+void pl__ice_tune_socket(pl__ice_t *ice);
+
 /* Detaches and hands the agent to the ICE thread to be destroyed there. Late events carry
  * the session id and find no queue. */
 void pl__ice_free(pl__ice_t *ice);

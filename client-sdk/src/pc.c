@@ -470,6 +470,7 @@ static void pl_pc_on_ice_state(pl__pc_t *pc, int state)
 {
     pl_pc_log(pc, "ice state %d", state);
     if (state == PL__ICE_CONNECTED || state == PL__ICE_READY) {
+        pl__ice_tune_socket(pc->ice);
         if (!pc->ice_connected) {
             pc->ice_connected = 1;
             pl_pc_maybe_start_dtls(pc);

@@ -302,8 +302,7 @@ static void pl_sctp_on_tick(uv_timer_t *t)
     pthread_mutex_unlock(&pl_sctp_clock_lock);
     if (elapsed)
         usrsctp_handle_timers((uint32_t)(elapsed > 1000 ? 1000 : elapsed));
-    if (s->readable || s->qhead)
-        pl_sctp_drain(s);
+    pl_sctp_drain(s);
 }
 
 /* ---- API ---- */
@@ -421,8 +420,9 @@ void pl__sctp_input(pl__sctp_t *s, const uint8_t *data, size_t len)
     if (s->done)
         return;
     usrsctp_conninput((void *)(uintptr_t)s->id, data, len, 0);
-    if (s->readable || s->qhead)
-        pl_sctp_drain(s);
+    /* Always, not only after an upcall: a missed wakeup would leave data in the receive
+     * buffer, close the window and stall the peer until its T3 timer. */
+    pl_sctp_drain(s);
 }
 
 void pl__sctp_event(pl__sctp_t *s, int kind, const uint8_t *data, size_t len)
