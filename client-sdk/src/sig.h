@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "parley.h"
+#include "util.h"
 
 typedef struct pl__sig pl__sig_t;
 
@@ -36,7 +37,8 @@ typedef struct {
     const char *server_url; /* http://host:port */
     const char *user_token; /* NULL: guest */
     const char *display_name;
-    int mode; /* PARLEY_SIGNALING_* */
+    int mode;                /* PARLEY_SIGNALING_* */
+    const pl__logger_t *log; /* NULL: warnings to stderr; must outlive the pl__sig */
 } pl__sig_config_t;
 
 int pl__sig_new(uv_loop_t *loop, const pl__sig_config_t *cfg, const pl__sig_callbacks_t *cb,

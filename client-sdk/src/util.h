@@ -1,0 +1,49 @@
+/* util: logging, randomness, backoff and the error-code table shared by the SDK's modules. */
+#ifndef PL_SDK_UTIL_H
+#define PL_SDK_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "parley.h"
+
+#define PL__LOG_ERROR 1
+#define PL__LOG_WARN  2
+#define PL__LOG_INFO  3
+#define PL__LOG_DEBUG 4
+
+/* Where a client's log lines go. A NULL logger writes warnings and errors to stderr. */
+typedef struct {
+    int level;
+    void (*fn)(int level, const char *msg, void *user);
+    void *user;
+} pl__logger_t;
+
+void pl__logf(const pl__logger_t *lg, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Uniformly random bits (OpenSSL's CSPRNG; jitter must not synchronise clients that were
+ * started together). */
+uint32_t pl__random_u32(void);
+
+/* Exponential backoff with full jitter: uniform in [0, min(cap_ms, base_ms * 2^attempt)]. */
+uint64_t pl__backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t cap_ms);
+
+/* The PARLEY_ESRV_* for a server error code ("not_found", ...); PARLEY_ESRV_UNKNOWN for
+ * NULL or a code this SDK does not know. */
+int pl__err_from_code(const char *code);
+/* The PARLEY_ESRV_* for an HTTP status when the body carried no usable code. */
+int pl__err_from_status(int status);
+/* The server code string of a PARLEY_ESRV_* (NULL for anything else). */
+const char *pl__code_of_err(int err);
+
+/* Milliseconds of a monotonic clock. */
+uint64_t pl__now_ms(void);
+
+/* strdup that bounds the copy: NULL when s is NULL or longer than max bytes. */
+char *pl__strndup_bounded(const char *s, size_t max);
+
+/* True when s is a plausible parleyd id (base64url, 1..64 bytes). */
+int pl__is_id(const char *s);
+
+#endif
