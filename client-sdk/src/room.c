@@ -1,0 +1,524 @@
+/* room: the members of the room and one WebRTC connection (pc.h) per peer, glued to the
+ * signaling envelopes (notes/sdk-plan.md section 7).
+ *
+ * - offer-request{peer P}: we offer to P (unless a connection to P exists).
+ * - offer from P: we answer with a new connection. Glare (our offer to P is outstanding):
+ *   the lower peer id is polite: it drops its own connection and answers; the higher one
+ *   ignores P's offer (P will answer ours).
+ * - answer/candidate from P go to P's connection; ours go out through the signaling client
+ *   (end-of-candidates as candidate null).
+ * - peer-left / room-closed: the connection is closed and on_peer_gone reported.
+ * - a connection that fails is retried with backoff (jittered): the impolite side offers
+ *   again, the polite one waits twice as long for that offer before offering itself; after
+ *   MAX_ATTEMPTS failures in a row, on_peer_gone(FAILED).
+ * Every callback of pc and sig is already deferred to the loop, so user callbacks run here
+ * directly, on the SDK thread, never inside a library call. */
+#include "internal.h"
+
+#include "pc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PEERS     10000
+#define MAX_ATTEMPTS  5
+#define RETRY_BASE_MS 500
+#define RETRY_CAP_MS  30000
+#define MAX_STUN      4
+#define NAME_MAX_LEN  128
+
+enum pstate { P_NONE, P_OFFERING, P_ANSWERING, P_OPEN };
+
+typedef struct peer {
+    struct peer *next;
+    pl__room_t *room;
+    char id[65];
+    char user_id[NAME_MAX_LEN + 1];
+    char name[NAME_MAX_LEN + 1];
+    pl__pc_t *pc;
+    enum pstate state;
+    unsigned attempt;
+    uv_timer_t *retry; /* allocated: it closes asynchronously */
+} peer_t;
+
+struct pl__room {
+    parley_client *c;
+    peer_t *peers;
+    size_t npeers;
+    char my_id[65];
+    char *stun[MAX_STUN + 1]; /* "ip:port", from the join answer's iceServers */
+    int nstun;
+    struct stun_req *pending[MAX_STUN]; /* STUN names being resolved */
+    int resolving;
+};
+
+typedef struct stun_req {
+    uv_getaddrinfo_t req;
+    pl__room_t *room; /* NULL once the room is gone */
+    char port[8];
+} stun_req_t;
+
+static void start_offer(peer_t *p);
+
+/* ---- members ---- */
+
+static peer_t *find_peer(pl__room_t *r, const char *id)
+{
+    for (peer_t *p = r->peers; p && id; p = p->next)
+        if (strcmp(p->id, id) == 0)
+            return p;
+    return NULL;
+}
+
+/* The member named by a Peer object ({peerId, userId, name}), added if new. */
+static peer_t *member_from(pl__room_t *r, const json_t *peer)
+{
+    const char *id = json_string_value(json_object_get(peer, "peerId"));
+    if (!pl__is_id(id) || strcmp(id, r->my_id) == 0)
+        return NULL;
+    peer_t *p = find_peer(r, id);
+    if (!p) {
+        if (r->npeers >= MAX_PEERS || !(p = calloc(1, sizeof *p)))
+            return NULL;
+        p->room = r;
+        snprintf(p->id, sizeof p->id, "%s", id);
+        p->next = r->peers;
+        r->peers = p;
+        r->npeers++;
+    }
+    const char *uid = json_string_value(json_object_get(peer, "userId"));
+    const char *name = json_string_value(json_object_get(peer, "name"));
+    if (uid)
+        snprintf(p->user_id, sizeof p->user_id, "%s", uid);
+    if (name)
+        snprintf(p->name, sizeof p->name, "%s", name);
+    return p;
+}
+
+/* A sender we only know by id (its offer came before any peer event). */
+static peer_t *member_by_id(pl__room_t *r, const char *id)
+{
+    peer_t *p = find_peer(r, id);
+    if (p)
+        return p;
+    json_t *o = json_pack("{s:s}", "peerId", id ? id : "");
+    p = o ? member_from(r, o) : NULL;
+    json_decref(o);
+    return p;
+}
+
+static parley_peer public_peer(const peer_t *p)
+{
+    parley_peer pp = {p->id, p->user_id, p->name};
+    return pp;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void stop_retry(peer_t *p)
+{
+    if (p->retry) {
+        uv_timer_stop(p->retry);
+        uv_close((uv_handle_t *)p->retry, on_timer_closed);
+        p->retry = NULL;
+    }
+}
+
+static void close_pc(peer_t *p)
+{
+    if (p->pc) {
+        pl__pc_close(p->pc);
+        p->pc = NULL;
+    }
+    if (p->state == P_OPEN)
+        pl__snap_del(p->room->c, p->id);
+    p->state = P_NONE;
+}
+
+static void gone(peer_t *p, parley_gone_reason why)
+{
+    parley_client *c = p->room->c;
+    parley_peer pp = public_peer(p);
+    if (!c->stopping && c->cb.on_peer_gone)
+        c->cb.on_peer_gone(c, &pp, why, c->user);
+}
+
+static void remove_peer(pl__room_t *r, peer_t *p)
+{
+    for (peer_t **pp = &r->peers; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    r->npeers--;
+    stop_retry(p);
+    close_pc(p);
+    free(p);
+}
+
+static int polite(const peer_t *p)
+{
+    return strcmp(p->room->my_id, p->id) < 0;
+}
+
+/* ---- pc callbacks ---- */
+
+static void pc_local_description(void *ud, const char *type, const char *sdp)
+{
+    peer_t *p = ud;
+    json_t *f = json_pack("{s:s}", "sdp", sdp);
+    int rc = f ? pl__sig_send(p->room->c->sig, type, p->id, f) : PARLEY_ENOMEM;
+    json_decref(f);
+    if (rc < 0)
+        pl__logf(&p->room->c->log, PL__LOG_WARN, "cannot send the %s to %s: %s", type, p->id,
+                 parley_strerror(rc));
+}
+
+static void pc_local_candidate(void *ud, const char *candidate, const char *mid)
+{
+    peer_t *p = ud;
+    json_t *f = candidate ? json_pack("{s:{s:s,s:s,s:i}}", "candidate", "candidate", candidate,
+                                      "sdpMid", mid ? mid : "0", "sdpMLineIndex", 0)
+                          : json_pack("{s:n}", "candidate");
+    int rc = f ? pl__sig_send(p->room->c->sig, "candidate", p->id, f) : PARLEY_ENOMEM;
+    json_decref(f);
+    if (rc < 0)
+        pl__logf(&p->room->c->log, PL__LOG_DEBUG, "candidate to %s not sent: %s", p->id,
+                 parley_strerror(rc));
+}
+
+static void pc_open(void *ud)
+{
+    peer_t *p = ud;
+    parley_client *c = p->room->c;
+    p->state = P_OPEN;
+    p->attempt = 0;
+    stop_retry(p);
+    pl__snap_set(c, p->id, pl__pc_max_message_size(p->pc));
+    parley_peer pp = public_peer(p);
+    if (!c->stopping && c->cb.on_peer_connected)
+        c->cb.on_peer_connected(c, &pp, c->user);
+}
+
+static void pc_message(void *ud, int binary, const void *data, size_t len)
+{
+    peer_t *p = ud;
+    parley_client *c = p->room->c;
+    parley_peer pp = public_peer(p);
+    if (!c->stopping && c->cb.on_message)
+        c->cb.on_message(c, &pp, binary ? PARLEY_MSG_BINARY : PARLEY_MSG_TEXT, data, len, c->user);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    peer_t *p = t->data;
+    stop_retry(p);
+    if (!p->pc)
+        start_offer(p);
+}
+
+static void pc_closed(void *ud, int err)
+{
+    peer_t *p = ud;
+    pl__room_t *r = p->room;
+    int was_open = p->state == P_OPEN;
+    pl__logf(&r->c->log, PL__LOG_INFO, "connection to %s closed: %s", p->id, parley_strerror(err));
+    close_pc(p);
+    if (err == 0) {
+        if (was_open)
+            gone(p, PARLEY_GONE_LEFT); /* the peer closed it on purpose */
+        return;
+    }
+    if (++p->attempt >= MAX_ATTEMPTS) {
+        gone(p, PARLEY_GONE_FAILED);
+        return;
+    }
+    /* Retry: the impolite side offers after the backoff, the polite side waits twice as
+     * long for that offer, then offers itself (a collision is settled as glare). */
+    uint64_t ms = pl__backoff_ms(p->attempt, RETRY_BASE_MS, RETRY_CAP_MS);
+    if (polite(p))
+        ms = 2 * ms + RETRY_BASE_MS;
+    stop_retry(p);
+    p->retry = malloc(sizeof *p->retry);
+    if (!p->retry)
+        return;
+    uv_timer_init(&r->c->loop, p->retry);
+    p->retry->data = p;
+    uv_timer_start(p->retry, on_retry, ms, 0);
+}
+
+/* ---- connections ---- */
+
+static int new_pc(peer_t *p)
+{
+    pl__room_t *r = p->room;
+    parley_client *c = r->c;
+    pl__pc_config_t cfg = {
+        .local_addresses = (const char *const *)c->ice_addrs,
+        .stun_servers = c->ice_servers ? (const char *const *)c->ice_servers
+                                       : (r->nstun ? (const char *const *)r->stun : NULL),
+        .max_message_size = c->cfg.max_message_size,
+        .connect_timeout_ms = 0,
+    };
+    pl__pc_callbacks_t cb = {p,       pc_local_description, pc_local_candidate,
+                             pc_open, pc_message,           pc_closed};
+    stop_retry(p);
+    int rc = pl__pc_new(&c->loop, &cfg, &cb, &p->pc);
+    if (rc < 0) {
+        p->pc = NULL;
+        pl__logf(&c->log, PL__LOG_WARN, "cannot create a connection to %s: %s", p->id,
+                 parley_strerror(rc));
+    }
+    return rc;
+}
+
+static void start_offer(peer_t *p)
+{
+    if (p->pc || new_pc(p) < 0)
+        return;
+    p->state = P_OFFERING;
+    int rc = pl__pc_create_offer(p->pc);
+    if (rc < 0) {
+        close_pc(p);
+        parley_client *c = p->room->c;
+        if (!c->stopping && c->cb.on_error)
+            c->cb.on_error(c, "connect", rc, NULL, c->user);
+    }
+}
+
+static void on_offer(pl__room_t *r, peer_t *p, const char *sdp)
+{
+    if (p->pc && p->state == P_OFFERING && !polite(p)) {
+        pl__logf(&r->c->log, PL__LOG_DEBUG, "glare with %s: keeping our offer", p->id);
+        return;
+    }
+    /* Polite in glare, or a new offer replacing the connection: start over as answerer. */
+    close_pc(p);
+    if (new_pc(p) < 0)
+        return;
+    p->state = P_ANSWERING;
+    int rc = pl__pc_set_remote(p->pc, "offer", sdp);
+    if (rc < 0) {
+        pl__logf(&r->c->log, PL__LOG_WARN, "unusable offer from %s: %s", p->id,
+                 parley_strerror(rc));
+        close_pc(p);
+    }
+}
+
+static void on_candidate(peer_t *p, const json_t *cand)
+{
+    if (!p->pc)
+        return;
+    const char *line = NULL, *mid = NULL;
+    if (json_is_string(cand)) {
+        line = json_string_value(cand);
+    } else if (json_is_object(cand)) {
+        line = json_string_value(json_object_get(cand, "candidate"));
+        mid = json_string_value(json_object_get(cand, "sdpMid"));
+        if (!line)
+            return; /* an object without a candidate string is not one */
+    } else if (!json_is_null(cand)) {
+        return;
+    }
+    if (line && (!*line || strlen(line) > 1024))
+        line = NULL; /* "" is an end-of-candidates marker */
+    pl__pc_add_candidate(p->pc, line, mid);
+}
+
+void pl__room_on_envelope(pl__room_t *r, const json_t *env)
+{
+    const char *type = json_string_value(json_object_get(env, "type"));
+    const char *from = json_string_value(json_object_get(env, "from"));
+    json_t *peer = json_object_get(env, "peer");
+    parley_client *c = r->c;
+    if (!type)
+        return;
+    if (strcmp(type, "offer-request") == 0) {
+        peer_t *p = member_from(r, peer);
+        if (p && !p->pc)
+            start_offer(p);
+    } else if (strcmp(type, "peer-joined") == 0) {
+        peer_t *p = member_from(r, peer);
+        parley_peer pp = p ? public_peer(p) : (parley_peer){0};
+        if (p && !c->stopping && c->cb.on_peer_joined)
+            c->cb.on_peer_joined(c, &pp, c->user);
+    } else if (strcmp(type, "peer-left") == 0) {
+        peer_t *p = find_peer(r, json_string_value(json_object_get(peer, "peerId")));
+        if (p) {
+            int had = p->pc != NULL || p->retry != NULL;
+            close_pc(p);
+            if (had)
+                gone(p, PARLEY_GONE_LEFT);
+            remove_peer(r, p);
+        }
+    } else if (strcmp(type, "room-closed") == 0) {
+        pl__room_close_all(r, 1, PARLEY_GONE_ROOM_CLOSED);
+    } else if (!pl__is_id(from)) {
+        return;
+    } else if (strcmp(type, "offer") == 0) {
+        peer_t *p = member_by_id(r, from);
+        const char *sdp = json_string_value(json_object_get(env, "sdp"));
+        if (p && sdp)
+            on_offer(r, p, sdp);
+    } else if (strcmp(type, "answer") == 0) {
+        peer_t *p = find_peer(r, from);
+        const char *sdp = json_string_value(json_object_get(env, "sdp"));
+        if (p && p->pc && p->state == P_OFFERING && sdp) {
+            int rc = pl__pc_set_remote(p->pc, "answer", sdp);
+            if (rc < 0)
+                pl__logf(&c->log, PL__LOG_WARN, "unusable answer from %s: %s", p->id,
+                         parley_strerror(rc));
+        }
+    } else if (strcmp(type, "candidate") == 0) {
+        peer_t *p = find_peer(r, from);
+        if (p)
+            on_candidate(p, json_object_get(env, "candidate"));
+    }
+}
+
+/* ---- joining ---- */
+
+static void on_stun_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    stun_req_t *q = req->data;
+    pl__room_t *r = q->room;
+    if (r) {
+        for (int i = 0; i < r->resolving; i++)
+            if (r->pending[i] == q)
+                r->pending[i] = r->pending[--r->resolving];
+        char ip[64] = "";
+        if (status == 0 && res && res->ai_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)res->ai_addr, ip, sizeof ip);
+        else if (status == 0 && res && res->ai_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)res->ai_addr, ip, sizeof ip);
+        if (*ip && r->nstun < MAX_STUN) {
+            size_t n = strlen(ip) + strlen(q->port) + 2;
+            char *s = malloc(n);
+            if (s) {
+                snprintf(s, n, "%s:%s", ip, q->port);
+                r->stun[r->nstun++] = s;
+            }
+        }
+    }
+    uv_freeaddrinfo(res);
+    free(q);
+}
+
+/* "stun:host:port" (or "stun:host") → resolved to a numeric "ip:port" for libnice. */
+static void add_stun_url(pl__room_t *r, const char *url)
+{
+    if (strncmp(url, "stun:", 5) != 0 || r->nstun + r->resolving >= MAX_STUN)
+        return;
+    char host[256];
+    const char *h = url + 5;
+    const char *colon = strrchr(h, ':');
+    size_t hl = colon ? (size_t)(colon - h) : strlen(h);
+    if (hl == 0 || hl >= sizeof host || strchr(h, '?'))
+        return;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    stun_req_t *q = calloc(1, sizeof *q);
+    if (!q)
+        return;
+    long port = colon ? strtol(colon + 1, NULL, 10) : 3478;
+    snprintf(q->port, sizeof q->port, "%ld", port > 0 && port < 65536 ? port : 3478);
+    q->room = r;
+    q->req.data = q;
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_family = AF_INET;
+    if (uv_getaddrinfo(&r->c->loop, &q->req, on_stun_resolved, host, NULL, &hints) < 0) {
+        free(q);
+        return;
+    }
+    r->pending[r->resolving++] = q;
+}
+
+void pl__room_on_joined(pl__room_t *r, const json_t *answer)
+{
+    snprintf(r->my_id, sizeof r->my_id, "%s", json_string_value(json_object_get(answer, "peerId")));
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(answer, "peers"), i, v) member_from(r, v);
+    if (r->c->ice_servers)
+        return;
+    json_array_foreach(json_object_get(answer, "iceServers"), i, v)
+    {
+        json_t *urls = json_object_get(v, "urls");
+        if (json_is_string(urls))
+            add_stun_url(r, json_string_value(urls));
+        size_t j;
+        json_t *u;
+        json_array_foreach(urls, j, u) if (json_is_string(u)) add_stun_url(r, json_string_value(u));
+    }
+}
+
+void pl__room_close_all(pl__room_t *r, int report, parley_gone_reason why)
+{
+    while (r->peers) {
+        peer_t *p = r->peers;
+        int had = p->pc != NULL || p->retry != NULL;
+        close_pc(p);
+        if (report && had)
+            gone(p, why);
+        remove_peer(r, p);
+    }
+    pl__snap_clear(r->c);
+    r->my_id[0] = '\0';
+}
+
+/* ---- sending ---- */
+
+int pl__room_send(pl__room_t *r, const char *peer_id, parley_msg_kind kind, const void *data,
+                  size_t len)
+{
+    peer_t *p = find_peer(r, peer_id);
+    if (!p)
+        return PARLEY_ENOTFOUND;
+    if (!p->pc || p->state != P_OPEN)
+        return PARLEY_ENOTCONN;
+    return pl__pc_send(p->pc, kind == PARLEY_MSG_BINARY, data, len);
+}
+
+int pl__room_broadcast(pl__room_t *r, parley_msg_kind kind, const void *data, size_t len)
+{
+    int n = 0;
+    for (peer_t *p = r->peers; p; p = p->next)
+        if (p->pc && p->state == P_OPEN &&
+            pl__pc_send(p->pc, kind == PARLEY_MSG_BINARY, data, len) == 0)
+            n++;
+    return n;
+}
+
+/* ---- lifetime ---- */
+
+int pl__room_new(parley_client *c, pl__room_t **out)
+{
+    pl__room_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return PARLEY_ENOMEM;
+    r->c = c;
+    *out = r;
+    return 0;
+}
+
+void pl__room_free(pl__room_t *r)
+{
+    if (!r)
+        return;
+    pl__room_close_all(r, 0, PARLEY_GONE_LEFT);
+    for (int i = 0; i < r->nstun; i++)
+        free(r->stun[i]);
+    /* Resolutions in flight free themselves and find no room (a uv_getaddrinfo request
+     * already running in the thread pool cannot be cancelled). */
+    for (int i = 0; i < r->resolving; i++) {
+        r->pending[i]->room = NULL;
+        uv_cancel((uv_req_t *)&r->pending[i]->req);
+    }
+    free(r);
+}
