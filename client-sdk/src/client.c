@@ -17,7 +17,16 @@
 #define DEFAULT_MAX_MSG   262144
 #define CUSTOM_NAME_LIMIT 64
 
-enum cmd_kind { C_CREATE, C_JOIN, C_JOIN_B, C_LEAVE, C_SEND, C_BROADCAST };
+enum cmd_kind { C_CREATE, C_JOIN, C_JOIN_B, C_LEAVE, C_SEND, C_BROADCAST, C_TEST_CALL };
+
+/* pl__test_call: the caller waits on done. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, ran;
+    void (*fn)(parley_client *c, void *arg);
+    void *arg;
+} test_call_t;
 
 struct pl__cmd {
     pl__cmd_t *next;
@@ -25,6 +34,7 @@ struct pl__cmd {
     int is_public;
     parley_msg_kind msg_kind;
     char *s1, *s2; /* room id / name / custom name, topology, peer id */
+    test_call_t *call;
     size_t len;
     unsigned char data[];
 };
@@ -64,11 +74,21 @@ void pl__snap_clear(parley_client *c)
     pthread_mutex_unlock(&c->snap_mu);
 }
 
-/* The snapshot's max message size for peer_id, or 0 when not open; n = open peers. */
-static size_t snap_get(parley_client *c, const char *peer_id, size_t *n)
+void pl__snap_joined(parley_client *c, int joined)
+{
+    pthread_mutex_lock(&c->snap_mu);
+    c->snap_joined = joined;
+    pthread_mutex_unlock(&c->snap_mu);
+}
+
+/* The snapshot's max message size for peer_id, or 0 when not open; n = open peers; joined =
+ * whether we are in a room. */
+static size_t snap_get(parley_client *c, const char *peer_id, size_t *n, int *joined)
 {
     size_t max = 0;
     pthread_mutex_lock(&c->snap_mu);
+    if (joined)
+        *joined = c->snap_joined;
     for (size_t i = 0; peer_id && i < c->nsnap; i++)
         if (strcmp(c->snap[i].peer_id, peer_id) == 0)
             max = c->snap[i].max_message;
@@ -84,6 +104,7 @@ static void sig_joined(void *ud, const json_t *a)
 {
     parley_client *c = ud;
     pl__room_on_joined(c->room, a);
+    pl__snap_joined(c, 1);
     if (c->stopping || !c->cb.on_joined)
         return;
     json_t *room = json_object_get(a, "room");
@@ -144,6 +165,7 @@ static void sig_left(void *ud, int err)
     /* Not in a room any more: its connections go too (a membership that ended by itself
      * included: the client cannot signal for them). */
     pl__room_close_all(c->room, err != 0, PARLEY_GONE_LEFT);
+    pl__snap_joined(c, 0);
     if (c->in_leave) {
         finish_stop(c);
         return;
@@ -156,6 +178,12 @@ static void sig_left(void *ud, int err)
 
 static void cmd_free(pl__cmd_t *m)
 {
+    if (m->call) { /* run or dropped: either way its caller may go on */
+        pthread_mutex_lock(&m->call->mu);
+        m->call->done = 1;
+        pthread_cond_signal(&m->call->cv);
+        pthread_mutex_unlock(&m->call->mu);
+    }
     free(m->s1);
     free(m->s2);
     free(m);
@@ -185,6 +213,10 @@ static int run_cmd(parley_client *c, pl__cmd_t *m)
         return pl__room_send(c->room, m->s1, m->msg_kind, m->data, m->len);
     case C_BROADCAST:
         return pl__room_broadcast(c->room, m->msg_kind, m->data, m->len);
+    case C_TEST_CALL:
+        m->call->ran = 1;
+        m->call->fn(c, m->call->arg);
+        return 0;
     }
     return PARLEY_EINVAL;
 }
@@ -209,6 +241,53 @@ static void on_stop_timer(uv_timer_t *t)
     finish_stop(t->data);
 }
 
+/* A send queued by another thread already returned 0 there, so a full SCTP queue when it
+ * runs must not drop it (it did: 200 sends of 64 KiB from a thread all returned 0 and 120
+ * never arrived). It waits in the backlog, with the sends queued after it (their order is
+ * kept), until the queue drains; the backlog counts against the command bound, so the
+ * sending thread gets PARLEY_EAGAIN once both are full. */
+static void backlog_add(parley_client *c, pl__cmd_t *m)
+{
+    m->next = NULL;
+    *c->backlog_tail = m;
+    c->backlog_tail = &m->next;
+    pthread_mutex_lock(&c->cmd_mu);
+    c->backlog_bytes += m->len;
+    pthread_mutex_unlock(&c->cmd_mu);
+}
+
+static void backlog_flush(parley_client *c)
+{
+    while (c->backlog_head && !c->stopping) {
+        pl__cmd_t *m = c->backlog_head;
+        if (run_cmd(c, m) == PARLEY_EAGAIN)
+            return;
+        c->backlog_head = m->next;
+        if (!c->backlog_head)
+            c->backlog_tail = &c->backlog_head;
+        pthread_mutex_lock(&c->cmd_mu);
+        c->backlog_bytes -= m->len;
+        pthread_mutex_unlock(&c->cmd_mu);
+        cmd_free(m);
+    }
+    uv_timer_stop(&c->backlog_timer);
+}
+
+static void on_backlog_timer(uv_timer_t *t)
+{
+    backlog_flush(t->data);
+}
+
+static void backlog_free(parley_client *c)
+{
+    for (pl__cmd_t *m = c->backlog_head, *n; m; m = n) {
+        n = m->next;
+        cmd_free(m);
+    }
+    c->backlog_head = NULL;
+    c->backlog_tail = &c->backlog_head;
+}
+
 static void on_async(uv_async_t *a)
 {
     parley_client *c = a->data;
@@ -221,12 +300,22 @@ static void on_async(uv_async_t *a)
     pthread_mutex_unlock(&c->cmd_mu);
     for (pl__cmd_t *m = list, *n; m; m = n) {
         n = m->next;
+        if (!stop && m->kind == C_SEND && c->backlog_head) {
+            backlog_add(c, m); /* behind the earlier ones */
+            continue;
+        }
         int rc = stop ? 0 : run_cmd(c, m);
+        if (rc == PARLEY_EAGAIN && m->kind == C_SEND) {
+            backlog_add(c, m);
+            continue;
+        }
         /* A queued call already returned 0: its failure is reported as on_error. */
         if (rc < 0 && m->kind <= C_LEAVE && !c->stopping && c->cb.on_error)
             c->cb.on_error(c, cmd_op(m), rc, NULL, c->user);
         cmd_free(m);
     }
+    if (c->backlog_head && !stop && !uv_is_active((uv_handle_t *)&c->backlog_timer))
+        uv_timer_start(&c->backlog_timer, on_backlog_timer, 2, 2);
     if (stop && !c->stopping) {
         c->stopping = 1;
         pl__room_close_all(c->room, 0, PARLEY_GONE_LEFT);
@@ -258,6 +347,9 @@ static void finish_stop(parley_client *c)
     c->sig = NULL;
     uv_timer_stop(&c->stop_timer);
     uv_close((uv_handle_t *)&c->stop_timer, NULL);
+    uv_timer_stop(&c->backlog_timer);
+    uv_close((uv_handle_t *)&c->backlog_timer, NULL);
+    backlog_free(c);
     uv_close((uv_handle_t *)&c->async, NULL);
 }
 
@@ -290,7 +382,7 @@ static int submit(parley_client *c, pl__cmd_t *m)
     int rc = 0;
     if (c->stop_requested)
         rc = PARLEY_ECLOSED;
-    else if (m->len > MAX_CMD_BYTES - c->cmd_bytes)
+    else if (m->len > MAX_CMD_BYTES - c->cmd_bytes - c->backlog_bytes)
         rc = PARLEY_EAGAIN;
     if (rc == 0) {
         m->next = NULL;
@@ -398,6 +490,7 @@ PARLEY_API int parley_client_new(const parley_config *cfg, const parley_callback
     pthread_mutex_init(&c->cmd_mu, NULL);
     pthread_mutex_init(&c->snap_mu, NULL);
     c->cmd_tail = &c->cmd_head;
+    c->backlog_tail = &c->backlog_head;
     c->cfg = *cfg;
     c->cfg.server_url = pl__strndup_bounded(cfg->server_url, MAX_STR);
     c->cfg.user_token = cfg->user_token ? pl__strndup_bounded(cfg->user_token, 16384) : NULL;
@@ -432,6 +525,8 @@ PARLEY_API int parley_client_new(const parley_config *cfg, const parley_callback
     c->async.data = c;
     uv_timer_init(&c->loop, &c->stop_timer);
     c->stop_timer.data = c;
+    uv_timer_init(&c->loop, &c->backlog_timer);
+    c->backlog_timer.data = c;
     c->running = 1;
     if (pthread_create(&c->thread, NULL, sdk_thread, c) != 0) {
         rc = PARLEY_ENOMEM;
@@ -444,6 +539,7 @@ fail_handles:
     c->running = 0;
     uv_close((uv_handle_t *)&c->async, NULL);
     uv_close((uv_handle_t *)&c->stop_timer, NULL);
+    uv_close((uv_handle_t *)&c->backlog_timer, NULL);
     pl__room_free(c->room);
 fail_sig:
     pl__sig_free(c->sig);
@@ -516,7 +612,11 @@ PARLEY_API int parley_send(parley_client *c, const char *peer_id, parley_msg_kin
         (kind != PARLEY_MSG_TEXT && kind != PARLEY_MSG_BINARY))
         return PARLEY_EINVAL;
     if (!pthread_equal(pthread_self(), c->thread)) {
-        size_t max = snap_get(c, peer_id, NULL);
+        int joined;
+        size_t max = snap_get(c, peer_id, NULL, &joined);
+        /* parley.h: ESTATE before joining (the snapshot used to say ENOTCONN then). */
+        if (!joined)
+            return PARLEY_ESTATE;
         if (!max)
             return PARLEY_ENOTCONN;
         if (len > max)
@@ -536,7 +636,10 @@ PARLEY_API int parley_broadcast(parley_client *c, parley_msg_kind kind, const vo
         return PARLEY_EINVAL;
     size_t n = 0;
     if (!pthread_equal(pthread_self(), c->thread)) {
-        snap_get(c, NULL, &n);
+        int joined;
+        snap_get(c, NULL, &n, &joined);
+        if (!joined)
+            return PARLEY_ESTATE;
         if (n == 0)
             return 0;
     }
@@ -551,5 +654,34 @@ PARLEY_API int parley_broadcast(parley_client *c, parley_msg_kind kind, const vo
 
 PARLEY_API size_t parley_max_message_size(parley_client *c, const char *peer_id)
 {
-    return c && peer_id ? snap_get(c, peer_id, NULL) : 0;
+    return c && peer_id ? snap_get(c, peer_id, NULL, NULL) : 0;
+}
+
+/* ---- tests only (internal.h) ---- */
+
+int pl__test_call(parley_client *c, void (*fn)(parley_client *c, void *arg), void *arg)
+{
+    if (!c || !fn)
+        return PARLEY_EINVAL;
+    if (pthread_equal(pthread_self(), c->thread)) {
+        fn(c, arg);
+        return 0;
+    }
+    test_call_t call = {.fn = fn, .arg = arg};
+    pthread_mutex_init(&call.mu, NULL);
+    pthread_cond_init(&call.cv, NULL);
+    pl__cmd_t *m = cmd_new(C_TEST_CALL, NULL, NULL, NULL, 0);
+    int rc = PARLEY_ENOMEM;
+    if (m) {
+        m->call = &call;
+        submit(c, m); /* frees m (and so signals done) itself when refused */
+        pthread_mutex_lock(&call.mu);
+        while (!call.done)
+            pthread_cond_wait(&call.cv, &call.mu);
+        pthread_mutex_unlock(&call.mu);
+        rc = call.ran ? 0 : PARLEY_ECLOSED;
+    }
+    pthread_cond_destroy(&call.cv);
+    pthread_mutex_destroy(&call.mu);
+    return rc;
 }

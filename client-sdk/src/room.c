@@ -26,6 +26,7 @@
 #define RETRY_CAP_MS  30000
 #define MAX_STUN      4
 #define NAME_MAX_LEN  128
+#define MAX_HELD      64 /* test hook hold_signals */
 
 enum pstate { P_NONE, P_OFFERING, P_ANSWERING, P_OPEN };
 
@@ -39,6 +40,9 @@ typedef struct peer {
     enum pstate state;
     unsigned attempt;
     uv_timer_t *retry; /* allocated: it closes asynchronously */
+    unsigned seq;      /* which connection of this client p->pc is (1, 2, ...) */
+    int skip_cands;    /* glare: P's candidates belong to its ignored offer until P answers */
+    int announced;     /* the user knows P (on_joined's list or on_peer_joined) */
 } peer_t;
 
 struct pl__room {
@@ -50,6 +54,9 @@ struct pl__room {
     int nstun;
     struct stun_req *pending[MAX_STUN]; /* STUN names being resolved */
     int resolving;
+    unsigned npcs;          /* connections created */
+    json_t *held[MAX_HELD]; /* test hook hold_signals */
+    int nheld;
 };
 
 typedef struct stun_req {
@@ -136,6 +143,7 @@ static void close_pc(peer_t *p)
     if (p->state == P_OPEN)
         pl__snap_del(p->room->c, p->id);
     p->state = P_NONE;
+    p->skip_cands = 0;
 }
 
 static void gone(peer_t *p, parley_gone_reason why)
@@ -172,6 +180,8 @@ static void pc_local_description(void *ud, const char *type, const char *sdp)
     peer_t *p = ud;
     json_t *f = json_pack("{s:s}", "sdp", sdp);
     int rc = f ? pl__sig_send(p->room->c->sig, type, p->id, f) : PARLEY_ENOMEM;
+    if (p->room->c->test && strcmp(type, "offer") == 0)
+        p->room->c->test->offers_sent++;
     json_decref(f);
     if (rc < 0)
         pl__logf(&p->room->c->log, PL__LOG_WARN, "cannot send the %s to %s: %s", type, p->id,
@@ -239,9 +249,13 @@ static void pc_closed(void *ud, int err)
     }
     /* Retry: the impolite side offers after the backoff, the polite side waits twice as
      * long for that offer, then offers itself (a collision is settled as glare). */
-    uint64_t ms = pl__backoff_ms(p->attempt, RETRY_BASE_MS, RETRY_CAP_MS);
+    parley_client *c = r->c;
+    uint64_t base = c->test && c->test->retry_base_ms ? c->test->retry_base_ms : RETRY_BASE_MS;
+    uint64_t ms = pl__backoff_ms(p->attempt, base, RETRY_CAP_MS);
     if (polite(p))
-        ms = 2 * ms + RETRY_BASE_MS;
+        ms = 2 * ms + base;
+    if (c->test)
+        c->test->retries++;
     stop_retry(p);
     p->retry = malloc(sizeof *p->retry);
     if (!p->retry)
@@ -262,7 +276,7 @@ static int new_pc(peer_t *p)
         .stun_servers = c->ice_servers ? (const char *const *)c->ice_servers
                                        : (r->nstun ? (const char *const *)r->stun : NULL),
         .max_message_size = c->cfg.max_message_size,
-        .connect_timeout_ms = 0,
+        .connect_timeout_ms = c->test ? c->test->connect_timeout_ms : 0,
     };
     pl__pc_callbacks_t cb = {p,       pc_local_description, pc_local_candidate,
                              pc_open, pc_message,           pc_closed};
@@ -272,7 +286,11 @@ static int new_pc(peer_t *p)
         p->pc = NULL;
         pl__logf(&c->log, PL__LOG_WARN, "cannot create a connection to %s: %s", p->id,
                  parley_strerror(rc));
+        return rc;
     }
+    p->seq = ++r->npcs;
+    if (c->test)
+        c->test->pcs = r->npcs;
     return rc;
 }
 
@@ -294,8 +312,17 @@ static void on_offer(pl__room_t *r, peer_t *p, const char *sdp)
 {
     if (p->pc && p->state == P_OFFERING && !polite(p)) {
         pl__logf(&r->c->log, PL__LOG_DEBUG, "glare with %s: keeping our offer", p->id);
+        /* P sent its candidates (and end-of-candidates) for that offer after it, and the
+         * server keeps P's order: until P's answer to ours, whatever P trickles belongs to
+         * the ignored offer. Fed to our connection, a stale end-of-candidates told ICE
+         * that P had no more candidates before P's real ones came. */
+        p->skip_cands = 1;
+        if (r->c->test)
+            r->c->test->glare_kept++;
         return;
     }
+    if (p->pc && p->state == P_OFFERING && r->c->test)
+        r->c->test->glare_yielded++;
     /* Polite in glare, or a new offer replacing the connection: start over as answerer. */
     close_pc(p);
     if (new_pc(p) < 0)
@@ -311,8 +338,13 @@ static void on_offer(pl__room_t *r, peer_t *p, const char *sdp)
 
 static void on_candidate(peer_t *p, const json_t *cand)
 {
-    if (!p->pc)
+    pl__test_hooks_t *t = p->room->c->test;
+    if (p->pc && p->skip_cands && t)
+        t->stale_cands++;
+    if (!p->pc || p->skip_cands)
         return;
+    if (t && p->seq <= t->drop_remote_candidates)
+        return; /* test hook: this connection's ICE is to fail */
     const char *line = NULL, *mid = NULL;
     if (json_is_string(cand)) {
         line = json_string_value(cand);
@@ -337,15 +369,20 @@ void pl__room_on_envelope(pl__room_t *r, const json_t *env)
     parley_client *c = r->c;
     if (!type)
         return;
-    if (strcmp(type, "offer-request") == 0) {
+    if (strcmp(type, "offer-request") == 0 || strcmp(type, "peer-joined") == 0) {
         peer_t *p = member_from(r, peer);
-        if (p && !p->pc)
+        /* offer-request means a peer joined too (docs/api.md: "a peer joined and the topology
+         * chose the recipient to make an offer to it"): on_peer_joined for both, once per
+         * member (in a mesh room nobody ever got peer-joined, so it never ran). */
+        if (p && !p->announced) {
+            p->announced = 1;
+            parley_peer pp = public_peer(p);
+            if (!c->stopping && c->cb.on_peer_joined)
+                c->cb.on_peer_joined(c, &pp, c->user);
+        }
+        if (p && strcmp(type, "offer-request") == 0 && !p->pc &&
+            !(c->test && c->test->manual_offers))
             start_offer(p);
-    } else if (strcmp(type, "peer-joined") == 0) {
-        peer_t *p = member_from(r, peer);
-        parley_peer pp = p ? public_peer(p) : (parley_peer){0};
-        if (p && !c->stopping && c->cb.on_peer_joined)
-            c->cb.on_peer_joined(c, &pp, c->user);
     } else if (strcmp(type, "peer-left") == 0) {
         peer_t *p = find_peer(r, json_string_value(json_object_get(peer, "peerId")));
         if (p) {
@@ -359,6 +396,10 @@ void pl__room_on_envelope(pl__room_t *r, const json_t *env)
         pl__room_close_all(r, 1, PARLEY_GONE_ROOM_CLOSED);
     } else if (!pl__is_id(from)) {
         return;
+    } else if (c->test && c->test->hold_signals && r->nheld < MAX_HELD) {
+        r->held[r->nheld++] = json_deep_copy(env); /* offer, answer, candidate: in order */
+        if (strcmp(type, "offer") == 0)
+            c->test->offers_held++;
     } else if (strcmp(type, "offer") == 0) {
         peer_t *p = member_by_id(r, from);
         const char *sdp = json_string_value(json_object_get(env, "sdp"));
@@ -368,6 +409,7 @@ void pl__room_on_envelope(pl__room_t *r, const json_t *env)
         peer_t *p = find_peer(r, from);
         const char *sdp = json_string_value(json_object_get(env, "sdp"));
         if (p && p->pc && p->state == P_OFFERING && sdp) {
+            p->skip_cands = 0; /* what P trickles now is for this answer */
             int rc = pl__pc_set_remote(p->pc, "answer", sdp);
             if (rc < 0)
                 pl__logf(&c->log, PL__LOG_WARN, "unusable answer from %s: %s", p->id,
@@ -444,7 +486,12 @@ void pl__room_on_joined(pl__room_t *r, const json_t *answer)
     snprintf(r->my_id, sizeof r->my_id, "%s", json_string_value(json_object_get(answer, "peerId")));
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(answer, "peers"), i, v) member_from(r, v);
+    json_array_foreach(json_object_get(answer, "peers"), i, v)
+    {
+        peer_t *p = member_from(r, v);
+        if (p)
+            p->announced = 1; /* on_joined lists them */
+    }
     if (r->c->ice_servers)
         return;
     json_array_foreach(json_object_get(answer, "iceServers"), i, v)
@@ -477,6 +524,9 @@ void pl__room_close_all(pl__room_t *r, int report, parley_gone_reason why)
 int pl__room_send(pl__room_t *r, const char *peer_id, parley_msg_kind kind, const void *data,
                   size_t len)
 {
+    /* parley.h: ESTATE before joining (it said ENOTFOUND). */
+    if (!r->my_id[0])
+        return PARLEY_ESTATE;
     peer_t *p = find_peer(r, peer_id);
     if (!p)
         return PARLEY_ENOTFOUND;
@@ -488,6 +538,8 @@ int pl__room_send(pl__room_t *r, const char *peer_id, parley_msg_kind kind, cons
 int pl__room_broadcast(pl__room_t *r, parley_msg_kind kind, const void *data, size_t len)
 {
     int n = 0;
+    if (!r->my_id[0])
+        return PARLEY_ESTATE;
     for (peer_t *p = r->peers; p; p = p->next)
         if (p->pc && p->state == P_OPEN &&
             pl__pc_send(p->pc, kind == PARLEY_MSG_BINARY, data, len) == 0)
@@ -512,6 +564,8 @@ void pl__room_free(pl__room_t *r)
     if (!r)
         return;
     pl__room_close_all(r, 0, PARLEY_GONE_LEFT);
+    for (int i = 0; i < r->nheld; i++)
+        json_decref(r->held[i]);
     for (int i = 0; i < r->nstun; i++)
         free(r->stun[i]);
     /* Resolutions in flight free themselves and find no room (a uv_getaddrinfo request
@@ -521,4 +575,34 @@ void pl__room_free(pl__room_t *r)
         uv_cancel((uv_req_t *)&r->pending[i]->req);
     }
     free(r);
+}
+
+/* ---- tests only (internal.h) ---- */
+
+int pl__room_test_offer(pl__room_t *r, const char *peer_id)
+{
+    peer_t *p = find_peer(r, peer_id);
+    if (!p)
+        return PARLEY_ENOTFOUND;
+    if (p->pc)
+        return PARLEY_ESTATE;
+    start_offer(p);
+    return p->pc ? 0 : PARLEY_ENOMEM;
+}
+
+void pl__room_test_release(pl__room_t *r)
+{
+    int n = r->nheld;
+    json_t *held[MAX_HELD];
+    memcpy(held, r->held, sizeof held);
+    r->nheld = 0;
+    pl__test_hooks_t *t = r->c->test;
+    if (t) { /* for good */
+        t->hold_signals = 0;
+        t->offers_held = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        pl__room_on_envelope(r, held[i]);
+        json_decref(held[i]);
+    }
 }
