@@ -243,7 +243,12 @@ class SdkToSdk(SdkTestCase):
             states = [e["state"] for e in p.of("signaling")]
             self.assertIn("websocket", states, p.report())
             self.assertNotIn("reconnecting", states, p.report())
-            self.assertEqual(p.of("peer-gone"), [], p.report())
+            # No peer was lost during the exchange; once it is over, the other side leaving
+            # (whichever finishes first) is reported, rightly.
+            gone = p.index("peer-gone")
+            if gone is not None:
+                self.assertGreater(gone, p.index("session-done"), p.report())
+                self.assertEqual([e["reason"] for e in p.of("peer-gone")], ["left"], p.report())
             self.assertEqual(p.of("done")[0]["left"], 0, p.report())
         mps, mbs = throughput(b, a, 1000)
         sys.stderr.write("\n  C<->C 1,000 messages each way (1 B..64 KiB): B got A's %d bytes "
