@@ -30,136 +30,17 @@
  * ctest (PARLEY_TEST_STRICT=1). */
 // clang-format on
 #include "internal.h"
+#include "sdk_testutil.h"
 #include "test.h"
 
-#include <openssl/hmac.h>
-
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <spawn.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#define SECRET   "parley-sdk-test-secret-0123456789abcdef0123456789"
 #define MAX_MSGS 64
 #define STREAM_N 2000
 #define BURST_N  160
 
 static const char *const LOOPBACK[] = {"127.0.0.1", NULL};
-
-/* ---- parleyd ---- */
-
-static struct {
-    pid_t pid;
-    int port;
-    char log_path[64];
-} srv;
-
-static int start_parleyd(void)
-{
-    const char *bin = getenv("PARLEYD");
-    snprintf(srv.log_path, sizeof srv.log_path, "/tmp/parleyd-room-XXXXXX");
-    int fd = mkstemp(srv.log_path);
-    if (fd < 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd, 2);
-        int nul = open("/dev/null", O_RDWR);
-        dup2(nul, 0);
-        dup2(nul, 1);
-        /* parleyd refuses unknown PARLEY_* variables (ctest sets some for the test). */
-        extern char **environ;
-        for (int again = 1; again;) {
-            again = 0;
-            for (char **e = environ; *e; e++) {
-                if (strncmp(*e, "PARLEY_", 7) == 0) {
-                    char name[128];
-                    snprintf(name, sizeof name, "%.*s", (int)strcspn(*e, "="), *e);
-                    unsetenv(name);
-                    again = 1;
-                    break;
-                }
-            }
-        }
-        setenv("PARLEY_LISTEN", "127.0.0.1:0", 1);
-        setenv("PARLEY_JWT_SECRET", SECRET, 1);
-        setenv("PARLEY_LOG_LEVEL", "info", 1);
-        setenv("PARLEY_STORE", "memory", 1);
-        /* A vanished member is removed after 3 s (heartbeats every second meanwhile). */
-        setenv("PARLEY_MEMBER_TTL", "3", 1);
-        setenv("PARLEY_STUN_URLS", "", 1);
-        execl(bin, bin, (char *)NULL);
-        _exit(127);
-    }
-    close(fd);
-    if (pid < 0)
-        return -1;
-    srv.pid = pid;
-    for (int i = 0; i < 1000; i++) {
-        FILE *f = fopen(srv.log_path, "r");
-        char line[4096];
-        while (f && fgets(line, sizeof line, f)) {
-            const char *m = strstr(line, "\"msg\":\"listening\"");
-            const char *a = m ? strstr(line, "\"addr\":\"127.0.0.1:") : NULL;
-            if (a) {
-                srv.port = atoi(a + strlen("\"addr\":\"127.0.0.1:"));
-                fclose(f);
-                return srv.port > 0 ? 0 : -1;
-            }
-        }
-        if (f)
-            fclose(f);
-        if (waitpid(pid, NULL, WNOHANG) == pid) {
-            srv.pid = 0;
-            return -1;
-        }
-        usleep(10000);
-    }
-    return -1;
-}
-
-/* ---- tokens ---- */
-
-static void b64url(const unsigned char *in, size_t n, char *out)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
-                     (i + 2 < n ? in[i + 2] : 0);
-        out[o++] = a[v >> 18 & 63];
-        out[o++] = a[v >> 12 & 63];
-        if (i + 1 < n)
-            out[o++] = a[v >> 6 & 63];
-        if (i + 2 < n)
-            out[o++] = a[v & 63];
-    }
-    out[o] = '\0';
-}
-
-static char *mint(const char *sub, const char *name)
-{
-    char payload[256], h64[128], p64[512], sig64[64];
-    const char *header = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-    long now = (long)time(NULL);
-    snprintf(payload, sizeof payload, "{\"sub\":\"%s\",\"name\":\"%s\",\"iat\":%ld,\"exp\":%ld}",
-             sub, name, now, now + 3600);
-    b64url((const unsigned char *)header, strlen(header), h64);
-    b64url((const unsigned char *)payload, strlen(payload), p64);
-    char input[1024];
-    snprintf(input, sizeof input, "%s.%s", h64, p64);
-    unsigned char mac[32];
-    unsigned int maclen = 0;
-    HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (const unsigned char *)input, strlen(input),
-         mac, &maclen);
-    b64url(mac, maclen, sig64);
-    char *tok = malloc(strlen(input) + strlen(sig64) + 2);
-    sprintf(tok, "%s.%s", input, sig64);
-    return tok;
-}
 
 static char server_url[64];
 static char *token_a, *token_b;
@@ -933,18 +814,15 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "--child") == 0)
         return child_main(argv[2], argv[3], argv[4]);
 
-    const char *bin = getenv("PARLEYD");
-    if (!bin || access(bin, X_OK) != 0) {
-        fprintf(stderr, "PARLEYD (the parleyd binary) is not set or not executable\n");
+    if (!sdk_have_parleyd())
         return getenv("PARLEY_TEST_STRICT") ? 1 : 77;
-    }
-    if (start_parleyd() != 0) {
+    if (sdk_start_parleyd("room", 0, "3") != 0) {
         fprintf(stderr, "parleyd did not start; its log: %s\n", srv.log_path);
         return 1;
     }
     snprintf(server_url, sizeof server_url, "http://127.0.0.1:%d", srv.port);
-    token_a = mint("alice", "Alice");
-    token_b = mint("bob", "Bob");
+    token_a = sdk_mint("alice", "Alice");
+    token_b = sdk_mint("bob", "Bob");
 
     RUN(test_api_unjoined);
     RUN(test_pair);
@@ -955,8 +833,7 @@ int main(int argc, char **argv)
     RUN(test_peer_vanishes);
     RUN(test_free_open);
 
-    kill(srv.pid, SIGTERM);
-    waitpid(srv.pid, NULL, 0);
+    sdk_stop_parleyd(SIGTERM);
     free(token_a);
     free(token_b);
     if (pl_test_cases_failed == 0 && !getenv("PARLEY_TEST_KEEP_LOGS"))

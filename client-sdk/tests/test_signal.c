@@ -12,27 +12,13 @@
  *
  * Without PARLEYD the test is skipped (77) by hand and fails under ctest
  * (PARLEY_TEST_STRICT=1). */
-#include "test.h"
+#include "sdk_testutil.h"
 #include "sig.h"
+#include "test.h"
 
-#include <openssl/hmac.h>
-
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#define SECRET     "parley-sdk-test-secret-0123456789abcdef0123456789"
 #define MAX_EVENTS 128
 
-/* ---- parleyd ---- */
-
-static struct {
-    pid_t pid;
-    int port;
-    char log_path[64];
-} srv;
+/* ---- parleyd (started by sdk_testutil.h) ---- */
 
 static long file_size(const char *path)
 {
@@ -58,129 +44,6 @@ static int log_count(const char *needle)
             n++;
     fclose(f);
     return n;
-}
-
-static int start_parleyd(int port)
-{
-    const char *bin = getenv("PARLEYD");
-    if (!srv.log_path[0]) {
-        snprintf(srv.log_path, sizeof srv.log_path, "/tmp/parleyd-sdk-XXXXXX");
-        int fd = mkstemp(srv.log_path);
-        if (fd < 0)
-            return -1;
-        close(fd);
-    }
-    int fd = open(srv.log_path, O_WRONLY | O_TRUNC);
-    if (fd < 0)
-        return -1;
-    char listen[64];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd, 2);
-        int nul = open("/dev/null", O_RDWR);
-        dup2(nul, 0);
-        dup2(nul, 1);
-        /* parleyd refuses unknown PARLEY_* variables (ctest sets some for the test). */
-        extern char **environ;
-        for (int again = 1; again;) {
-            again = 0;
-            for (char **e = environ; *e; e++) {
-                if (strncmp(*e, "PARLEY_", 7) == 0) {
-                    char name[128];
-                    snprintf(name, sizeof name, "%.*s", (int)strcspn(*e, "="), *e);
-                    unsetenv(name);
-                    again = 1;
-                    break;
-                }
-            }
-        }
-        setenv("PARLEY_LISTEN", listen, 1);
-        setenv("PARLEY_JWT_SECRET", SECRET, 1);
-        setenv("PARLEY_LOG_LEVEL", "info", 1);
-        setenv("PARLEY_STORE", "memory", 1);
-        /* A short member TTL makes the heartbeat interval 2 s, so heartbeats run here. */
-        setenv("PARLEY_MEMBER_TTL", "6", 1);
-        setenv("PARLEY_STUN_URLS", "", 1);
-        execl(bin, bin, (char *)NULL);
-        _exit(127);
-    }
-    close(fd);
-    if (pid < 0)
-        return -1;
-    srv.pid = pid;
-    /* The "listening" line names the port actually bound. */
-    for (int i = 0; i < 1000; i++) {
-        FILE *f = fopen(srv.log_path, "r");
-        char line[4096];
-        while (f && fgets(line, sizeof line, f)) {
-            const char *m = strstr(line, "\"msg\":\"listening\"");
-            const char *a = m ? strstr(line, "\"addr\":\"127.0.0.1:") : NULL;
-            if (a) {
-                srv.port = atoi(a + strlen("\"addr\":\"127.0.0.1:"));
-                fclose(f);
-                return srv.port > 0 ? 0 : -1;
-            }
-        }
-        if (f)
-            fclose(f);
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            srv.pid = 0;
-            return -1;
-        }
-        usleep(10000);
-    }
-    return -1;
-}
-
-static void stop_parleyd(int sig)
-{
-    if (srv.pid > 0) {
-        kill(srv.pid, sig);
-        waitpid(srv.pid, NULL, 0);
-        srv.pid = 0;
-    }
-}
-
-/* ---- tokens ---- */
-
-static void b64url(const unsigned char *in, size_t n, char *out)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
-                     (i + 2 < n ? in[i + 2] : 0);
-        out[o++] = a[v >> 18 & 63];
-        out[o++] = a[v >> 12 & 63];
-        if (i + 1 < n)
-            out[o++] = a[v >> 6 & 63];
-        if (i + 2 < n)
-            out[o++] = a[v & 63];
-    }
-    out[o] = '\0';
-}
-
-static char *mint(const char *sub, const char *name)
-{
-    char payload[256], h64[128], p64[512], sig64[64];
-    const char *header = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-    long now = (long)time(NULL);
-    snprintf(payload, sizeof payload, "{\"sub\":\"%s\",\"name\":\"%s\",\"iat\":%ld,\"exp\":%ld}",
-             sub, name, now, now + 3600);
-    b64url((const unsigned char *)header, strlen(header), h64);
-    b64url((const unsigned char *)payload, strlen(payload), p64);
-    char input[1024];
-    snprintf(input, sizeof input, "%s.%s", h64, p64);
-    unsigned char mac[32];
-    unsigned int maclen = 0;
-    HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (const unsigned char *)input, strlen(input),
-         mac, &maclen);
-    b64url(mac, maclen, sig64);
-    char *tok = malloc(strlen(input) + strlen(sig64) + 2);
-    sprintf(tok, "%s.%s", input, sig64);
-    return tok;
 }
 
 /* ---- a recording client ---- */
@@ -638,12 +501,12 @@ static void test_restart(void)
     CHECK(ok);
     if (ok) {
         int port = srv.port;
-        stop_parleyd(SIGKILL);
+        sdk_stop_parleyd(SIGKILL);
         two_t t = {&a, &b};
         CHECK(run_until(both_reconnecting, &t, 5000));
         run_for(1500); /* retries meet a closed port meanwhile, with backoff */
         CHECK(!a.left && !b.left);
-        REQUIRE(start_parleyd(port) == 0);
+        REQUIRE(sdk_start_parleyd("sdk", port, "6") == 0);
         CHECK_EQ_INT(srv.port, port);
         /* The memory store forgot the room: the probe's heartbeat says so (404). */
         CHECK(run_until(both_left, &t, 40000));
@@ -687,23 +550,20 @@ static void test_free_midway(void)
 
 int main(void)
 {
-    const char *bin = getenv("PARLEYD");
-    if (!bin || access(bin, X_OK) != 0) {
-        fprintf(stderr, "PARLEYD (the parleyd binary) is not set or not executable\n");
+    if (!sdk_have_parleyd())
         return getenv("PARLEY_TEST_STRICT") ? 1 : 77;
-    }
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
     uv_timer_init(&loop, &tick);
     uv_timer_start(&tick, on_tick, 10, 10); /* wakes UV_RUN_ONCE for the deadline checks */
-    if (start_parleyd(0) != 0) {
+    if (sdk_start_parleyd("sdk", 0, "6") != 0) {
         fprintf(stderr, "parleyd did not start; its log: %s\n", srv.log_path);
         return 1;
     }
     snprintf(server_url, sizeof server_url, "http://127.0.0.1:%d", srv.port);
-    token_a = mint("alice", "Alice");
-    token_b = mint("bob", "Bob");
-    token_c = mint("carol", "Carol");
+    token_a = sdk_mint("alice", "Alice");
+    token_b = sdk_mint("bob", "Bob");
+    token_c = sdk_mint("carol", "Carol");
 
     RUN(test_websocket);
     RUN(test_longpoll);
@@ -712,7 +572,7 @@ int main(void)
     RUN(test_restart);
     RUN(test_free_midway);
 
-    stop_parleyd(SIGTERM);
+    sdk_stop_parleyd(SIGTERM);
     uv_close((uv_handle_t *)&tick, NULL);
     /* Everything closes by itself: lws contexts, HTTP requests, the clients' timers. */
     for (int i = 0; i < 2000 && uv_run(&loop, UV_RUN_NOWAIT); i++)
