@@ -98,6 +98,8 @@ struct pl__test_hooks {
     unsigned stale_cands;   /* candidates of an offer ignored in glare, not applied */
     unsigned retries;       /* failed connections scheduled for a retry */
     unsigned offers_held;   /* offers being held */
+    unsigned long_cands;    /* remote candidates dropped for being over 1024 bytes */
+    unsigned remote_eocs;   /* remote end-of-candidates handed to a connection */
 };
 
 /* Runs fn(c, arg) on the SDK thread and waits for it (from any other thread); ECLOSED when

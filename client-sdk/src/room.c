@@ -20,13 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_PEERS     10000
-#define MAX_ATTEMPTS  5
-#define RETRY_BASE_MS 500
-#define RETRY_CAP_MS  30000
-#define MAX_STUN      4
-#define NAME_MAX_LEN  128
-#define MAX_HELD      64 /* test hook hold_signals */
+#define MAX_PEERS         10000
+#define MAX_ATTEMPTS      5
+#define RETRY_BASE_MS     500
+#define RETRY_CAP_MS      30000
+#define MAX_STUN          4
+#define NAME_MAX_LEN      128
+#define MAX_HELD          64   /* test hook hold_signals */
+#define MAX_CANDIDATE_LEN 1024 /* longer remote candidate strings are dropped */
 
 enum pstate { P_NONE, P_OFFERING, P_ANSWERING, P_OPEN };
 
@@ -356,8 +357,19 @@ static void on_candidate(peer_t *p, const json_t *cand)
     } else if (!json_is_null(cand)) {
         return;
     }
-    if (line && (!*line || strlen(line) > 1024))
+    if (line && strlen(line) > MAX_CANDIDATE_LEN) {
+        /* Dropped: no real candidate is that long. (It used to be taken as end-of-candidates,
+         * which told ICE that P had nothing more to offer.) */
+        pl__logf(&p->room->c->log, PL__LOG_DEBUG, "candidate from %s dropped: %zu bytes", p->id,
+                 strlen(line));
+        if (t)
+            t->long_cands++;
+        return;
+    }
+    if (line && !*line)
         line = NULL; /* "" is an end-of-candidates marker */
+    if (!line && t)
+        t->remote_eocs++;
     pl__pc_add_candidate(p->pc, line, mid);
 }
 

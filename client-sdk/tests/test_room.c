@@ -21,6 +21,8 @@
  *   ice_gives_up   every attempt fails: on_peer_gone(FAILED) exactly once per side
  *   room_closed    room-closed (injected) → on_peer_gone(ROOM_CLOSED); the other side sees
  *                  the connection close → on_peer_gone(LEFT)
+ *   long_candidate a remote candidate over 1024 bytes is dropped, not taken as
+ *                  end-of-candidates; the channel keeps working
  *   peer_vanishes  the other client's process is SIGKILLed (no leave, no close_notify):
  *                  on_peer_gone(LEFT) once its membership expires
  *   free_open      parley_client_free with a connection open and sends in flight returns
@@ -720,6 +722,46 @@ static void test_room_closed(void)
     rec_free(&a);
 }
 
+/* A remote candidate over 1024 bytes, from the peer (string and object forms). */
+static void inject_long_candidate(parley_client *c, void *arg)
+{
+    char *line = malloc(2049);
+    memcpy(line, "candidate:", 10);
+    memset(line + 10, 'x', 2038);
+    line[2048] = '\0';
+    json_t *e1 = json_pack("{s:s,s:s,s:s}", "type", "candidate", "from", (const char *)arg,
+                           "candidate", line);
+    json_t *e2 =
+        json_pack("{s:s,s:s,s:{s:s,s:s,s:i}}", "type", "candidate", "from", (const char *)arg,
+                  "candidate", "candidate", line, "sdpMid", "0", "sdpMLineIndex", 0);
+    pl__room_test_envelope(c->room, e1);
+    pl__room_test_envelope(c->room, e2);
+    json_decref(e1);
+    json_decref(e2);
+    free(line);
+}
+
+/* A candidate over 1024 bytes is dropped (logged at debug), not taken as end-of-candidates. */
+static void test_long_candidate(void)
+{
+    rec_t a, b;
+    REQUIRE(two_new(&a, &b, NULL));
+    int ok = pair_join(&a, &b) && both_connected(&a, &b, 10000);
+    CHECK(ok);
+    if (ok) {
+        pl__test_hooks_t before = hooks_of(&b);
+        CHECK_EQ_INT(pl__test_call(b.c, inject_long_candidate, a.peer_id), 0);
+        pl__test_hooks_t after = hooks_of(&b);
+        CHECK_EQ_INT(after.long_cands - before.long_cands, 2);
+        CHECK_EQ_INT(after.remote_eocs, before.remote_eocs);
+        CHECK(ping(&a, &b, 1));
+        CHECK(ping(&b, &a, 2));
+        CHECK_EQ_INT(GET(a.ngone + b.ngone), 0);
+    }
+    rec_free(&b);
+    rec_free(&a);
+}
+
 /* ---- another process that vanishes ---- */
 
 /* The child: joins room, waits for the channel, says "connected", then waits to be killed. */
@@ -830,6 +872,7 @@ int main(int argc, char **argv)
     RUN(test_ice_retry);
     RUN(test_ice_gives_up);
     RUN(test_room_closed);
+    RUN(test_long_candidate);
     RUN(test_peer_vanishes);
     RUN(test_free_open);
 
