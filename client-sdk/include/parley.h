@@ -154,7 +154,9 @@ typedef struct {
     /* An operation failed: op is "create", "join", "leave", "signal", "connect"; detail is
      * the server's message or NULL. */
     void (*on_error)(parley_client *c, const char *op, int err, const char *detail, void *user);
-    /* parley_leave() finished (err 0), or the membership ended by itself (err < 0). */
+    /* The membership is over: after parley_leave() err is always 0 (even when the server
+     * could not be told: that is logged, and the server drops the member after its TTL);
+     * err < 0 only when the membership ended by itself (expired, replaced, room closed). */
     void (*on_left)(parley_client *c, int err, void *user);
 } parley_callbacks;
 
@@ -180,7 +182,7 @@ PARLEY_API int parley_create_room(parley_client *c, const char *custom_name, int
 PARLEY_API int parley_join_room(parley_client *c, const char *room_id);
 PARLEY_API int parley_join_broadcaster(parley_client *c, const char *broadcaster_name);
 
-/* Leaves the room: closes every peer connection and tells the server. Outcome: on_left. */
+/* Leaves the room: closes every peer connection and tells the server. Outcome: on_left(0). */
 PARLEY_API int parley_leave(parley_client *c);
 
 /* Sends one message to one peer, or to every connected peer. Messages to a peer arrive in

@@ -568,9 +568,29 @@ static void finish_membership(pl__sig_t *s)
     s->token = NULL;
 }
 
+/* Our leave is over. The membership is over from our side whatever the server heard, so
+ * the user gets CLOSED(0) and on_left(0) (parley.h: err < 0 only when the membership ended
+ * by itself); a server that could not be told drops the member after its TTL. It used to
+ * pass the failure (e.g. ENETWORK) to on_left. */
+static void leave_done(pl__sig_t *s, int err)
+{
+    if (err)
+        pl__logf(s->log, PL__LOG_WARN,
+                 "leave: the server could not be told (%s); it drops the membership after its "
+                 "member TTL",
+                 parley_strerror(err));
+    finish_membership(s);
+    emit_state(s, PARLEY_SIG_CLOSED, 0);
+    push_ev(s, EV_LEFT, NULL, 0, 0, NULL, NULL);
+}
+
 static void end_membership(pl__sig_t *s, int err)
 {
-    if (s->phase != PH_JOINED && s->phase != PH_LEAVING)
+    if (s->phase == PH_LEAVING) { /* ended while our leave was on its way: still our leave */
+        leave_done(s, 0);
+        return;
+    }
+    if (s->phase != PH_JOINED)
         return;
     pl__logf(s->log, PL__LOG_INFO, "membership ended: %s", parley_strerror(err));
     finish_membership(s);
@@ -814,9 +834,7 @@ static void on_ws_close(void *ud, int code, int http_status)
     if (s->phase == PH_LEAVING) {
         if (s->leave_sent_ws && code == 1000) {
             uv_timer_stop(&s->t_leave);
-            finish_membership(s);
-            emit_state(s, PARLEY_SIG_CLOSED, 0);
-            push_ev(s, EV_LEFT, NULL, 0, 0, NULL, NULL);
+            leave_done(s, 0);
         } else if (!s->req_leave) {
             uv_timer_stop(&s->t_leave);
             rest_leave(s); /* the socket went before the leave was confirmed */
@@ -1123,9 +1141,7 @@ static void on_leave_resp(void *ud, const pl__http_resp_t *r)
         err = r->err;
     else if (r->status != 204 && r->status != 200 && r->status != 403 && r->status != 404)
         err = server_error(r, NULL, 0);
-    finish_membership(s);
-    emit_state(s, PARLEY_SIG_CLOSED, 0);
-    push_ev(s, EV_LEFT, NULL, 0, err, NULL, NULL);
+    leave_done(s, err);
 }
 
 static void rest_leave(pl__sig_t *s)
@@ -1136,11 +1152,8 @@ static void rest_leave(pl__sig_t *s)
                                        REQ_TIMEOUT_MS, on_leave_resp, &s->req_leave)
                           : PARLEY_ENETWORK;
     json_decref(body);
-    if (rc < 0) {
-        finish_membership(s);
-        emit_state(s, PARLEY_SIG_CLOSED, 0);
-        push_ev(s, EV_LEFT, NULL, 0, rc, NULL, NULL);
-    }
+    if (rc < 0)
+        leave_done(s, rc);
 }
 
 static void on_leave_timeout(uv_timer_t *t)

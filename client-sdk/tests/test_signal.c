@@ -9,6 +9,7 @@
  *   errors: a bad token → PARLEY_ESRV_UNAUTHORIZED, an unknown room → PARLEY_ESRV_NOT_FOUND
  *   parleyd SIGKILLed and restarted on the same port: the clients reconnect, learn that the
  *   memory store lost their membership, report it once (PARLEY_ESRV_EXPIRED) and stop
+ *   a leave while parleyd is down: on_left(0) all the same (the membership is over for us)
  *
  * Without PARLEYD the test is skipped (77) by hand and fails under ctest
  * (PARLEY_TEST_STRICT=1). */
@@ -535,6 +536,41 @@ static void test_restart(void)
     rec_free(&b);
 }
 
+/* A leave the server cannot be told about (parleyd is gone): the membership is over from our
+ * side all the same, so CLOSED(0) and on_left(0), as parley.h says (err < 0 only when the
+ * membership ends by itself); it used to report PARLEY_ENETWORK. Restarts parleyd. */
+static void test_leave_unreachable(void)
+{
+    rec_t a, b;
+    int ok = pair_up2(&a, &b, PARLEY_SIGNALING_AUTO, PARLEY_SIGNALING_LONGPOLL, "mesh",
+                      PARLEY_SIG_WEBSOCKET, PARLEY_SIG_LONGPOLL);
+    CHECK(ok);
+    int port = srv.port;
+    if (ok) {
+        sdk_stop_parleyd(SIGKILL);
+        two_t t = {&a, &b};
+        CHECK(run_until(both_reconnecting, &t, 5000));
+        CHECK_EQ_INT(pl__sig_leave(a.sig), 0);
+        CHECK_EQ_INT(pl__sig_leave(b.sig), 0);
+        CHECK(run_until(both_left, &t, 15000));
+        CHECK_EQ_INT(a.left_err, 0);
+        CHECK_EQ_INT(b.left_err, 0);
+        CHECK_EQ_INT(a.nleft, 1);
+        CHECK_EQ_INT(b.nleft, 1);
+        CHECK_EQ_INT(last_state(&a), PARLEY_SIG_CLOSED);
+        CHECK_EQ_INT(last_state(&b), PARLEY_SIG_CLOSED);
+        CHECK_EQ_INT(a.state_errs[a.nstates - 1], 0);
+        CHECK_EQ_INT(b.state_errs[b.nstates - 1], 0);
+        CHECK(pl__sig_peer_id(a.sig) == NULL);
+    }
+    rec_free(&a);
+    rec_free(&b);
+    if (!srv.pid) {
+        REQUIRE(sdk_start_parleyd("sdk", port, "6") == 0);
+        CHECK_EQ_INT(srv.port, port);
+    }
+}
+
 /* Freed with everything in flight: nothing leaks, no callback afterwards. */
 static void test_free_midway(void)
 {
@@ -570,6 +606,7 @@ int main(void)
     RUN(test_peer_joined);
     RUN(test_errors_mapped);
     RUN(test_restart);
+    RUN(test_leave_unreachable);
     RUN(test_free_midway);
 
     sdk_stop_parleyd(SIGTERM);
