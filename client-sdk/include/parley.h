@@ -120,7 +120,8 @@ typedef struct {
     size_t struct_size;       /* sizeof(parley_config): set by parley_config_init() */
     const char *server_url;   /* "http://host:port" of parleyd (required) */
     const char *user_token;   /* the user's JWT; NULL joins as a guest where allowed */
-    const char *display_name; /* NULL: the token's name */
+    const char *display_name; /* reserved, NULL: not sent; the server takes the name from the
+                                 user token (its "name" claim, else "sub") */
     /* ICE: local addresses to gather on (NULL: every non-loopback interface; tests pass
      * {"127.0.0.1", NULL}), and STUN/TURN servers (NULL: the server's iceServers). */
     const char *const *ice_local_addresses;
