@@ -125,10 +125,13 @@ typedef struct {
     /* ICE: local addresses to gather on (NULL: every non-loopback interface; tests pass
      * {"127.0.0.1", NULL}), and STUN/TURN servers (NULL: the server's iceServers). */
     const char *const *ice_local_addresses;
-    const char *const *ice_servers; /* "stun:host:port" URLs */
-    int signaling;                  /* PARLEY_SIGNALING_* */
-    size_t max_message_size;        /* what we accept and advertise; default 262144 */
-    int log_level;                  /* 0 none, 1 error, 2 warn, 3 info, 4 debug; default 2 */
+    /* "stun:host[:port]" URLs (host: a name, IPv4 or [IPv6]; port 3478 by default),
+     * resolved at each join without blocking; libnice uses the first that resolved.
+     * "turn:"/"turns:" entries are ignored with a warning (no TURN in this version). */
+    const char *const *ice_servers;
+    int signaling;           /* PARLEY_SIGNALING_* */
+    size_t max_message_size; /* what we accept and advertise; default 262144 */
+    int log_level;           /* 0 none, 1 error, 2 warn, 3 info, 4 debug; default 2 */
     void (*log)(int level, const char *msg, void *user); /* NULL: stderr */
 } parley_config;
 

@@ -511,6 +511,16 @@ PARLEY_API int parley_client_new(const parley_config *cfg, const parley_callback
     if ((rc = copy_list(cfg->ice_local_addresses, &c->ice_addrs)) < 0 ||
         (rc = copy_list(cfg->ice_servers, &c->ice_servers)) < 0)
         goto fail_cfg;
+    /* STUN URLs are checked here; names are resolved (on the SDK loop) at each join, and
+     * turn:/turns:/stuns: entries are ignored then with a warning (room.c). */
+    for (size_t i = 0; c->ice_servers && c->ice_servers[i]; i++) {
+        char host[256];
+        unsigned port;
+        if (pl__parse_stun_url(c->ice_servers[i], host, sizeof host, &port) < 0) {
+            rc = PARLEY_EINVAL;
+            goto fail_cfg;
+        }
+    }
 
     if (uv_loop_init(&c->loop) != 0)
         goto fail_cfg;

@@ -205,11 +205,15 @@ int pl__ice_new(uint64_t session_id, int controlling, const char *const *local_a
     g_object_set(ice->agent, "ice-tcp", FALSE, "ice-udp", TRUE, "upnp", FALSE, "controlling-mode",
                  controlling ? TRUE : FALSE, "stun-max-retransmissions", 3, "stun-initial-timeout",
                  200, NULL);
-    if (stun_servers && stun_servers[0]) {
+    /* Numeric "ip:port" / "[ip6]:port" entries (room.c resolves names). libnice 0.1.21 has
+     * a single stun-server property: the first usable entry is the STUN server. */
+    for (size_t i = 0; stun_servers && stun_servers[i]; i++) {
         char host[256];
         unsigned port;
-        if (pl_ice_parse_hostport(stun_servers[0], host, sizeof host, &port) == 0)
+        if (pl_ice_parse_hostport(stun_servers[i], host, sizeof host, &port) == 0) {
             g_object_set(ice->agent, "stun-server", host, "stun-server-port", port, NULL);
+            break;
+        }
     }
     for (size_t i = 0; local_addresses && local_addresses[i]; i++) {
         NiceAddress a;

@@ -51,7 +51,13 @@ struct pl__room {
     peer_t *peers;
     size_t npeers;
     char my_id[65];
-    char *stun[MAX_STUN + 1]; /* "ip:port", from the join answer's iceServers */
+    /* STUN servers of this membership (ice_servers, else the join answer's iceServers):
+     * slot i is the i-th usable stun: entry, numeric ("ip:port", "[ip6]:port") once known;
+     * stun is the resolved ones in list order, NULL-terminated, for new connections (libnice
+     * takes one STUN server: ice.c uses the first). */
+    char *slot[MAX_STUN];
+    int nslots;
+    char *stun[MAX_STUN + 1];
     int nstun;
     struct stun_req *pending[MAX_STUN]; /* STUN names being resolved */
     int resolving;
@@ -62,8 +68,9 @@ struct pl__room {
 
 typedef struct stun_req {
     uv_getaddrinfo_t req;
-    pl__room_t *room; /* NULL once the room is gone */
-    char port[8];
+    pl__room_t *room; /* NULL once the room (or the membership) is gone */
+    int slot;
+    unsigned port;
 } stun_req_t;
 
 static void start_offer(peer_t *p);
@@ -274,8 +281,7 @@ static int new_pc(peer_t *p)
     parley_client *c = r->c;
     pl__pc_config_t cfg = {
         .local_addresses = (const char *const *)c->ice_addrs,
-        .stun_servers = c->ice_servers ? (const char *const *)c->ice_servers
-                                       : (r->nstun ? (const char *const *)r->stun : NULL),
+        .stun_servers = r->nstun ? (const char *const *)r->stun : NULL,
         .max_message_size = c->cfg.max_message_size,
         .connect_timeout_ms = c->test ? c->test->connect_timeout_ms : 0,
     };
@@ -436,6 +442,43 @@ void pl__room_on_envelope(pl__room_t *r, const json_t *env)
 
 /* ---- joining ---- */
 
+static void stun_rebuild(pl__room_t *r)
+{
+    r->nstun = 0;
+    for (int i = 0; i < r->nslots; i++)
+        if (r->slot[i])
+            r->stun[r->nstun++] = r->slot[i];
+    r->stun[r->nstun] = NULL;
+}
+
+static void stun_set(pl__room_t *r, int slot, const char *ip, int v6, unsigned port)
+{
+    size_t n = strlen(ip) + 10;
+    char *s = malloc(n);
+    if (!s)
+        return;
+    snprintf(s, n, v6 ? "[%s]:%u" : "%s:%u", ip, port);
+    r->slot[slot] = s;
+    stun_rebuild(r);
+}
+
+/* Forgets the STUN servers (a new membership resolves them again); resolutions in flight
+ * free themselves and find no room (one already running in the thread pool cannot be
+ * cancelled). */
+static void stun_reset(pl__room_t *r)
+{
+    for (int i = 0; i < r->resolving; i++) {
+        r->pending[i]->room = NULL;
+        uv_cancel((uv_req_t *)&r->pending[i]->req);
+    }
+    r->resolving = 0;
+    for (int i = 0; i < r->nslots; i++)
+        free(r->slot[i]);
+    memset(r->slot, 0, sizeof r->slot);
+    r->nslots = 0;
+    stun_rebuild(r);
+}
+
 static void on_stun_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     stun_req_t *q = req->data;
@@ -444,48 +487,75 @@ static void on_stun_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
         for (int i = 0; i < r->resolving; i++)
             if (r->pending[i] == q)
                 r->pending[i] = r->pending[--r->resolving];
-        char ip[64] = "";
-        if (status == 0 && res && res->ai_family == AF_INET)
-            uv_ip4_name((struct sockaddr_in *)res->ai_addr, ip, sizeof ip);
-        else if (status == 0 && res && res->ai_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)res->ai_addr, ip, sizeof ip);
-        if (*ip && r->nstun < MAX_STUN) {
-            size_t n = strlen(ip) + strlen(q->port) + 2;
-            char *s = malloc(n);
-            if (s) {
-                snprintf(s, n, "%s:%s", ip, q->port);
-                r->stun[r->nstun++] = s;
+        /* IPv4 first: the usual local addresses are IPv4, and libnice only asks a STUN
+         * server of the address family of the candidate's base. */
+        const struct addrinfo *pick = NULL;
+        for (const struct addrinfo *a = status == 0 ? res : NULL; a; a = a->ai_next) {
+            if (a->ai_family == AF_INET) {
+                pick = a;
+                break;
             }
+            if (!pick && a->ai_family == AF_INET6)
+                pick = a;
         }
+        char ip[64] = "";
+        if (pick && pick->ai_family == AF_INET)
+            uv_ip4_name((const struct sockaddr_in *)pick->ai_addr, ip, sizeof ip);
+        else if (pick)
+            uv_ip6_name((const struct sockaddr_in6 *)pick->ai_addr, ip, sizeof ip);
+        if (*ip)
+            stun_set(r, q->slot, ip, pick->ai_family == AF_INET6, q->port);
+        else
+            pl__logf(&r->c->log, PL__LOG_WARN, "STUN server %d: cannot resolve its name: %s",
+                     q->slot + 1, status ? uv_strerror(status) : "no address");
     }
     uv_freeaddrinfo(res);
     free(q);
 }
 
-/* "stun:host:port" (or "stun:host") → resolved to a numeric "ip:port" for libnice. */
-static void add_stun_url(pl__room_t *r, const char *url)
+/* One ice_servers / iceServers entry (pl__parse_stun_url): a numeric host is usable at
+ * once, a name is resolved on the SDK loop (uv_getaddrinfo: never blocking; a connection
+ * made before it is resolved goes without that server); TURN and malformed entries are
+ * skipped, said in the log (warn for ours: the user asked for them). */
+static void add_stun_url(pl__room_t *r, const char *url, int from_config)
 {
-    if (strncmp(url, "stun:", 5) != 0 || r->nstun + r->resolving >= MAX_STUN)
-        return;
     char host[256];
-    const char *h = url + 5;
-    const char *colon = strrchr(h, ':');
-    size_t hl = colon ? (size_t)(colon - h) : strlen(h);
-    if (hl == 0 || hl >= sizeof host || strchr(h, '?'))
+    unsigned port;
+    int rc = pl__parse_stun_url(url, host, sizeof host, &port);
+    int level = from_config ? PL__LOG_WARN : PL__LOG_INFO;
+    if (rc == PL__STUN_URL_UNSUPPORTED) {
+        pl__logf(&r->c->log, level,
+                 "ICE server %.200s ignored: TURN (and STUN over TLS) is not "
+                 "supported by this version",
+                 url);
         return;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
+    }
+    if (rc < 0) {
+        pl__logf(&r->c->log, level, "ICE server %.200s ignored: not a stun: URL", url);
+        return;
+    }
+    if (r->nslots >= MAX_STUN) {
+        pl__logf(&r->c->log, PL__LOG_DEBUG, "STUN server %.200s ignored: %d are kept", url,
+                 MAX_STUN);
+        return;
+    }
+    int slot = r->nslots++;
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (uv_inet_pton(AF_INET, host, buf) == 0 || uv_inet_pton(AF_INET6, host, buf) == 0) {
+        stun_set(r, slot, host, strchr(host, ':') != NULL, port);
+        return;
+    }
     stun_req_t *q = calloc(1, sizeof *q);
     if (!q)
         return;
-    long port = colon ? strtol(colon + 1, NULL, 10) : 3478;
-    snprintf(q->port, sizeof q->port, "%ld", port > 0 && port < 65536 ? port : 3478);
     q->room = r;
+    q->slot = slot;
+    q->port = port;
     q->req.data = q;
     struct addrinfo hints;
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_family = AF_INET;
+    hints.ai_family = AF_UNSPEC;
     if (uv_getaddrinfo(&r->c->loop, &q->req, on_stun_resolved, host, NULL, &hints) < 0) {
         free(q);
         return;
@@ -504,16 +574,21 @@ void pl__room_on_joined(pl__room_t *r, const json_t *answer)
         if (p)
             p->announced = 1; /* on_joined lists them */
     }
-    if (r->c->ice_servers)
+    stun_reset(r);
+    if (r->c->ice_servers) { /* ours replace the server's */
+        for (char **u = r->c->ice_servers; *u; u++)
+            add_stun_url(r, *u, 1);
         return;
+    }
     json_array_foreach(json_object_get(answer, "iceServers"), i, v)
     {
         json_t *urls = json_object_get(v, "urls");
         if (json_is_string(urls))
-            add_stun_url(r, json_string_value(urls));
+            add_stun_url(r, json_string_value(urls), 0);
         size_t j;
         json_t *u;
-        json_array_foreach(urls, j, u) if (json_is_string(u)) add_stun_url(r, json_string_value(u));
+        json_array_foreach(urls, j, u) if (json_is_string(u))
+            add_stun_url(r, json_string_value(u), 0);
     }
 }
 
@@ -578,14 +653,7 @@ void pl__room_free(pl__room_t *r)
     pl__room_close_all(r, 0, PARLEY_GONE_LEFT);
     for (int i = 0; i < r->nheld; i++)
         json_decref(r->held[i]);
-    for (int i = 0; i < r->nstun; i++)
-        free(r->stun[i]);
-    /* Resolutions in flight free themselves and find no room (a uv_getaddrinfo request
-     * already running in the thread pool cannot be cancelled). */
-    for (int i = 0; i < r->resolving; i++) {
-        r->pending[i]->room = NULL;
-        uv_cancel((uv_req_t *)&r->pending[i]->req);
-    }
+    stun_reset(r);
     free(r);
 }
 

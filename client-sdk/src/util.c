@@ -4,10 +4,14 @@
 
 #include <openssl/rand.h>
 
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 void pl__logf(const pl__logger_t *lg, int level, const char *fmt, ...)
@@ -243,4 +247,68 @@ int pl__is_id(const char *s)
             return 0;
     }
     return 1;
+}
+
+/* ---- ice_servers entries ---- */
+
+static int pl_has_scheme(const char *url, const char *scheme)
+{
+    size_t n = strlen(scheme);
+    return strncasecmp(url, scheme, n) == 0 && url[n] == ':';
+}
+
+int pl__parse_stun_url(const char *url, char *host, size_t hostsz, unsigned *port)
+{
+    if (!url || !host || hostsz == 0 || !port)
+        return PARLEY_EINVAL;
+    if (pl_has_scheme(url, "turn") || pl_has_scheme(url, "turns") || pl_has_scheme(url, "stuns"))
+        return PL__STUN_URL_UNSUPPORTED;
+    const char *h = pl_has_scheme(url, "stun") ? url + 5 : url;
+    const char *end; /* just after the host (its closing bracket included) */
+    const char *hs = h;
+    size_t hl;
+    if (*h == '[') { /* an IPv6 literal */
+        const char *rb = strchr(h, ']');
+        if (!rb)
+            return PARLEY_EINVAL;
+        hs = h + 1;
+        hl = (size_t)(rb - hs);
+        end = rb + 1;
+        struct in6_addr a6;
+        char tmp[INET6_ADDRSTRLEN + 1];
+        if (hl == 0 || hl >= sizeof tmp)
+            return PARLEY_EINVAL;
+        memcpy(tmp, hs, hl);
+        tmp[hl] = '\0';
+        if (inet_pton(AF_INET6, tmp, &a6) != 1)
+            return PARLEY_EINVAL;
+    } else { /* a name or an IPv4 literal: RFC 3986 reg-name characters we accept */
+        hl = strcspn(h, ":");
+        end = h + hl;
+        if (hl == 0 || hl > 253)
+            return PARLEY_EINVAL;
+        for (size_t i = 0; i < hl; i++) {
+            unsigned char ch = (unsigned char)h[i];
+            if (!isalnum(ch) && ch != '-' && ch != '.' && ch != '_')
+                return PARLEY_EINVAL;
+        }
+    }
+    unsigned long p = 3478;
+    if (*end == ':') {
+        const char *d = end + 1;
+        size_t nd = strspn(d, "0123456789");
+        if (nd == 0 || nd > 5 || d[nd])
+            return PARLEY_EINVAL;
+        p = strtoul(d, NULL, 10);
+        if (p == 0 || p > 65535)
+            return PARLEY_EINVAL;
+    } else if (*end) {
+        return PARLEY_EINVAL; /* a query, a path, a bare IPv6 address, ... */
+    }
+    if (hl >= hostsz)
+        return PARLEY_EINVAL;
+    memcpy(host, hs, hl);
+    host[hl] = '\0';
+    *port = (unsigned)p;
+    return 0;
 }

@@ -46,4 +46,14 @@ char *pl__strndup_bounded(const char *s, size_t max);
 /* True when s is a plausible parleyd id (base64url, 1..64 bytes). */
 int pl__is_id(const char *s);
 
+/* One entry of parley_config.ice_servers (or of the join answer's iceServers urls):
+ * "stun:host[:port]" (RFC 7064; the scheme in any case), or a bare "host[:port]" (the only
+ * form 0.1.0 understood). host is a name, an IPv4 literal or an [IPv6] literal; port
+ * defaults to 3478. Returns 0 with host (without brackets, NUL-terminated, at most hostsz
+ * - 1 bytes) and port; PL__STUN_URL_UNSUPPORTED for a turn:, turns: or stuns: URL (this
+ * version has no TURN or STUN over TLS); PARLEY_EINVAL for anything else (a query, a path,
+ * a bare IPv6 address, port 0 or above 65535, an empty host). */
+#define PL__STUN_URL_UNSUPPORTED 1
+int pl__parse_stun_url(const char *url, char *host, size_t hostsz, unsigned *port);
+
 #endif
