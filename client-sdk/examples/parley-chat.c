@@ -4,8 +4,12 @@
  *               --broadcaster NAME) [--name-as DISPLAY] [--ice-addr ADDR]...
  *
  * Prints "room <roomId>" once joined (stdout), sends each stdin line to every connected
- * peer, prints each message received as "<senderName>: <text>" (the sender's display name
- * from the room's member info); peer events go to stderr. EOF or SIGINT leaves and exits 0.
+ * peer, prints each message received as "<senderName>: <text>": the message's senderName
+ * when it is a usable name (1..128 bytes, no control characters), else the sender's display
+ * name from the room's member info (else its peer id); peer events go to stderr. Our own
+ * senderName is --name-as, else the name the server gives us (the room's broadcasterName
+ * when we created it, else the user token's name claim, else its sub: the server's rule).
+ * EOF or SIGINT leaves and exits 0.
  *
  * Messages go out as the seed's chat JSON ({id, roomId, senderId, senderName, timestamp,
  * text, encrypted:false, emoteIds:[], customEmojiIds:[]}); a message that is not such JSON
@@ -25,6 +29,7 @@
 
 #define MAX_ICE_ADDRS 16
 #define MAX_LINE      16384
+#define MAX_NAME      128 /* a senderName longer than this is not shown */
 
 static volatile sig_atomic_t interrupted;
 
@@ -34,8 +39,10 @@ static struct {
     int joined, left, failed;
     char room_id[64];
     char peer_id[64];
-    const char *name_as;
-} st = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, "", "", NULL};
+    const char *name_as;       /* --name-as */
+    char sender[MAX_NAME + 1]; /* our senderName: --name-as, else the server's name */
+    int created;
+} st = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, "", "", NULL, "", 0};
 
 static void usage(FILE *f)
 {
@@ -47,7 +54,8 @@ static void usage(FILE *f)
                "  --create            create a room (--name: its custom name)\n"
                "  --join ROOM_ID      join a room by id\n"
                "  --broadcaster NAME  join the live public room of that broadcaster\n"
-               "  --name-as DISPLAY   the sender name in your messages (default: the token's)\n"
+               "  --name-as DISPLAY   the sender name in your messages (default: your name as\n"
+               "                      the server has it: the token's name)\n"
                "  --ice-addr ADDR     gather ICE candidates on ADDR (repeatable; default: all\n"
                "                      non-loopback interfaces)\n"
                "Prints \"room <roomId>\" once joined; each stdin line goes to every connected\n"
@@ -100,20 +108,23 @@ static void put_utf8(char *out, size_t *o, unsigned cp)
     }
 }
 
-/* The string value of the top-level member "text" of a chat JSON object, unescaped into
- * out (at least len + 1 bytes); 0 when the message is not such an object. Deliberately
- * small: a non-conforming message is just shown raw. (Surrogate pairs become U+FFFD.) */
-static int json_text(const char *in, size_t len, char *out)
+/* The string value of member key of a JSON object (the first "key": in it, not preceded by
+ * a backslash), unescaped into out (at least len + 4 bytes); 0 when in is not such an
+ * object. Deliberately small: the chat JSON is flat, and a non-conforming message is just
+ * shown raw. (Surrogate pairs become U+FFFD.) */
+static int json_field(const char *in, size_t len, const char *key, char *out)
 {
     const char *end = in + len, *p = in;
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
     if (p == end || *p != '{')
         return 0;
+    char pat[32];
+    int pl = snprintf(pat, sizeof pat, "\"%s\":", key);
     const char *k = NULL;
-    for (const char *q = p; q + 7 <= end; q++)
-        if (memcmp(q, "\"text\":", 7) == 0) {
-            k = q + 7;
+    for (const char *q = p; q + pl <= end; q++)
+        if (memcmp(q, pat, (size_t)pl) == 0 && q[-1] != '\\') {
+            k = q + pl;
             break;
         }
     if (!k)
@@ -163,6 +174,55 @@ static int json_text(const char *in, size_t len, char *out)
     return 1;
 }
 
+/* A name fit to show: 1..MAX_NAME bytes, no control characters (so a peer cannot drive the
+ * terminal or fake a line). */
+static int usable_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > MAX_NAME)
+        return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Our name as the server has it when we join a room we did not create: the user token's
+ * name claim, else its sub (docs/api.md section 2), from the token's payload (not
+ * verified: it is our own token). "" when there is none or it cannot be read. */
+static void token_name(const char *token, char *out, size_t cap)
+{
+    out[0] = '\0';
+    const char *p = token ? strchr(token, '.') : NULL;
+    const char *q = p ? strchr(p + 1, '.') : NULL;
+    if (!q || q - p > 8192)
+        return;
+    size_t n = (size_t)(q - p - 1);
+    char *json = malloc(n + 4), *val = malloc(n + 4);
+    size_t o = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; json && val && i < n; i++) {
+        char c = p[1 + i];
+        const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        const char *f = strchr(a, c);
+        if (!f || !c) {
+            o = 0;
+            break;
+        }
+        acc = acc << 6 | (unsigned)(f - a);
+        if ((bits += 6) >= 8) {
+            bits -= 8;
+            json[o++] = (char)(acc >> bits & 0xff);
+        }
+    }
+    if (o && (json_field(json, o, "name", val) || json_field(json, o, "sub", val)) &&
+        strlen(val) < cap)
+        snprintf(out, cap, "%s", val);
+    free(json);
+    free(val);
+}
+
 /* ---- callbacks (SDK thread) ---- */
 
 static void on_joined(parley_client *c, const parley_room *room, const parley_peer *peers, size_t n,
@@ -171,6 +231,10 @@ static void on_joined(parley_client *c, const parley_room *room, const parley_pe
     pthread_mutex_lock(&st.mu);
     snprintf(st.room_id, sizeof st.room_id, "%s", room->room_id ? room->room_id : "");
     snprintf(st.peer_id, sizeof st.peer_id, "%s", room->peer_id ? room->peer_id : "");
+    /* The server names the room's broadcaster after its creator: that is us. */
+    if (!st.name_as && st.created && room->broadcaster_name &&
+        strlen(room->broadcaster_name) < sizeof st.sender)
+        snprintf(st.sender, sizeof st.sender, "%s", room->broadcaster_name);
     st.joined = 1;
     pthread_cond_broadcast(&st.cv);
     pthread_mutex_unlock(&st.mu);
@@ -217,19 +281,22 @@ static void print_clean(const char *name, const char *text, size_t len)
 static void on_message(parley_client *c, const parley_peer *p, parley_msg_kind kind,
                        const void *data, size_t len, void *user)
 {
-    /* The name shown is the sender's member name, as the room knows it; the chat JSON's
-     * senderName is the sender's claim and is not trusted for display. */
+    /* The name shown: the chat JSON's senderName when it is usable (the sender's choice, as
+     * in the seed's chat), else the sender's member name as the room knows it. */
     const char *name = p->name && *p->name ? p->name : p->peer_id;
     if (kind == PARLEY_MSG_BINARY) {
         fprintf(stderr, "%s sent %zu bytes of binary\n", name, len);
         return;
     }
-    char *text = malloc(len + 4);
-    if (text && json_text(data, len, text))
+    char *text = malloc(len + 4), *sender = malloc(len + 4);
+    if (sender && json_field(data, len, "senderName", sender) && usable_name(sender))
+        name = sender;
+    if (text && json_field(data, len, "text", text))
         print_clean(name, text, strlen(text));
     else
-        print_clean(name, data, len);
+        print_clean(p->name && *p->name ? p->name : p->peer_id, data, len);
     free(text);
+    free(sender);
 }
 
 static void on_signaling(parley_client *c, parley_sig_state s, int err, void *user)
@@ -271,7 +338,7 @@ static void send_line(parley_client *c, const char *line)
     long long now = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
     char id[128];
     snprintf(id, sizeof id, "%s-%lld-%u", st.peer_id, now, (unsigned)rand());
-    size_t cap = strlen(line) * 6 + 1024;
+    size_t cap = strlen(line) * 6 + sizeof st.sender * 6 + 1024;
     char *text = malloc(cap);
     size_t o = 0;
     if (text) {
@@ -279,7 +346,9 @@ static void send_line(parley_client *c, const char *line)
                              "{\"id\":\"%s\",\"roomId\":\"%s\",\"senderId\":\"%s\","
                              "\"senderName\":",
                              id, st.room_id, st.peer_id);
-        o = json_str(text, cap, o, st.name_as ? st.name_as : "");
+        pthread_mutex_lock(&st.mu);
+        o = json_str(text, cap, o, st.sender);
+        pthread_mutex_unlock(&st.mu);
         o += o ? (size_t)snprintf(text + o, cap - o, ",\"timestamp\":%lld,\"text\":", now) : 0;
         o = o ? json_str(text, cap, o, line) : 0;
         o += o ? (size_t)snprintf(text + o, cap - o,
@@ -366,6 +435,18 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (st.name_as && !usable_name(st.name_as)) {
+        fprintf(stderr, "parley-chat: --name-as takes 1 to %d bytes without control characters\n",
+                MAX_NAME);
+        return 2;
+    }
+    /* Our senderName: --name-as; else the token's name (what the server takes), replaced
+     * by the room's broadcasterName once we have created a room. */
+    st.created = create;
+    if (st.name_as)
+        snprintf(st.sender, sizeof st.sender, "%s", st.name_as);
+    else
+        token_name(token, st.sender, sizeof st.sender);
 
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa;
@@ -378,7 +459,6 @@ int main(int argc, char **argv)
     parley_config_init(&cfg);
     cfg.server_url = server;
     cfg.user_token = token;
-    cfg.display_name = st.name_as;
     if (nice)
         cfg.ice_local_addresses = ice;
     parley_callbacks cb = {on_joined,    on_peer_joined, on_peer_connected, on_message,
