@@ -247,7 +247,7 @@ class AiortcInterop(ParleyTestCase):
         self.assertRegex(joined["roomId"], ID_RE)
         self.assertEqual((joined["signaling"], joined["peers"], joined["iceAddress"]),
                          (sig_a, [], self.ice_address), joined)
-        b = self.start_peer("B", srv, ["--join", joined["roomId"], "--signaling", sig_b]
+        b = self.start_peer("B", srv, ["--join=" + joined["roomId"], "--signaling", sig_b]
                             + common + list(extra_b))
         self.finish_all()
         self.assertEqual(b.events[0]["peers"], [joined["peerId"]], b.events[0])
@@ -303,9 +303,9 @@ class AiortcInterop(ParleyTestCase):
         joined = a.wait_event("joined", scaled(15))
         self.assertEqual(joined["topology"], "mesh", joined)
         room = joined["roomId"]
-        b = self.start_peer("B", srv, ["--join", room, "--signaling", "rest"] + common)
+        b = self.start_peer("B", srv, ["--join=" + room, "--signaling", "rest"] + common)
         b.wait_event("joined", scaled(15))
-        c = self.start_peer("C", srv, ["--join", room, "--signaling", "ws"] + common)
+        c = self.start_peer("C", srv, ["--join=" + room, "--signaling", "ws"] + common)
         self.finish_all()
         a_id, b_id, c_id = (p.events[0]["peerId"] for p in (a, b, c))
         self.assertEqual(b.events[0]["peers"], [a_id])
@@ -330,7 +330,7 @@ class AiortcInterop(ParleyTestCase):
         common = ["--messages", "20", "--sizes", "1:4096", "--seed", uniq("s")]
         a = self.start_peer("A", srv, ["--create", "--corrupt", "7"] + common)
         room = a.wait_event("joined", scaled(15))["roomId"]
-        b = self.start_peer("B", srv, ["--join", room] + common)
+        b = self.start_peer("B", srv, ["--join=" + room] + common)
         for p in (a, b):
             p.finish(timeout=scaled(60))
         self.assertEqual(b.rc, 1, self.report())

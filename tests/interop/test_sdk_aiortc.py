@@ -84,7 +84,7 @@ class SdkAiortc(common.SdkTestCase):
             creator = a = self.aiortc("R", srv, ["--create"] + opts + aiortc_args)
         room = creator.wait_event("joined", scaled(15))["roomId"]
         if sdk_creates:
-            a = self.aiortc("R", srv, ["--join", room] + opts + aiortc_args)
+            a = self.aiortc("R", srv, ["--join=" + room] + opts + aiortc_args)
         else:
             s = self.sdk_here("S", srv, ["--join", room] + opts + sdk_args)
         self.finish_all()
