@@ -23,135 +23,33 @@
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..', '..');
-const PARLEYD = process.env.PARLEYD || path.join(REPO, 'build', 'bin', 'parleyd');
+import {
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  HERE,
+  Parleyd,
+  REPO,
+  SANITIZED,
+  SANITIZER_MARKERS,
+  assert,
+  mintToken,
+  sleep,
+  startPageServer,
+  withTimeout,
+} from './common.mjs';
+
 const SDK_PEER = process.env.PARLEY_SDK_PEER || path.join(REPO, 'build', 'tests', 'sdk_peer');
-const CHROMIUM = process.env.PARLEY_CHROMIUM || '/usr/bin/chromium';
-const SANITIZED = ['1', 'on', 'true', 'yes'].includes((process.env.PARLEY_SANITIZED || '').toLowerCase());
 const SLOW = SANITIZED ? 3 : 1;
 const VARIANT_TIMEOUT_MS = 60000 * SLOW;
 const MESSAGES = 200;
 const LO = 1;
 const HI = 65536;
-const SANITIZER_MARKERS = ['AddressSanitizer', 'runtime error', 'LeakSanitizer'];
 const LSAN_SUPP = path.join(REPO, 'client-sdk', 'tests', 'lsan.supp');
 // The launch flags of test_webrtc.mjs.
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--allow-loopback-in-peer-connection',
-];
 const ALL_VARIANTS = ['sdk-offers', 'chromium-offers'];
-
-const b64url = (buf) => Buffer.from(buf).toString('base64url');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function mintToken(secret, sub, name) {
-  const now = Math.floor(Date.now() / 1000);
-  const head = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
-  const body = b64url(JSON.stringify({ sub, name, iat: now, exp: now + 3600 }));
-  const sig = crypto.createHmac('sha256', secret).update(`${head}.${body}`).digest();
-  return `${head}.${body}.${b64url(sig)}`;
-}
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const t = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s: ${what}`)), ms);
-  });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-// ---- the page's HTTP server ---------------------------------------------------------------
-
-function startPageServer() {
-  const files = {
-    '/proto_peer.html': ['text/html; charset=utf-8', path.join(HERE, 'proto_peer.html')],
-    '/proto_peer.js': ['text/javascript; charset=utf-8', path.join(HERE, 'proto_peer.js')],
-  };
-  const server = http.createServer((req, res) => {
-    const f = files[new URL(req.url, 'http://x').pathname];
-    if (!f || req.method !== 'GET') {
-      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
-      return;
-    }
-    const body = fs.readFileSync(f[1]);
-    res.writeHead(200, { 'Content-Type': f[0], 'Cache-Control': 'no-store', 'Content-Length': body.length });
-    res.end(body);
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve(server));
-  });
-}
-
-// ---- parleyd ----------------------------------------------------------------------------------
-
-class Parleyd {
-  constructor(env) {
-    this.env = env;
-    this.log = '';
-    this.exit = null;
-  }
-
-  async start() {
-    assert(fs.existsSync(PARLEYD), `parleyd binary not found at ${PARLEYD} (set PARLEYD)`);
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PARLEY_')));
-    Object.assign(env, { PARLEY_LISTEN: '127.0.0.1:0', PARLEY_LOG_LEVEL: 'info' }, this.env);
-    this.proc = spawn(PARLEYD, [], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    this.exited = new Promise((resolve) =>
-      this.proc.on('exit', (code, signal) => resolve((this.exit = { code, signal }))),
-    );
-    this.proc.stderr.setEncoding('utf8');
-    this.proc.stderr.on('data', (d) => (this.log += d));
-    const deadline = Date.now() + 10000 * SLOW;
-    for (;;) {
-      const m = this.log.match(/\{[^\n]*"msg":"listening"[^\n]*\}/);
-      if (m) {
-        this.base = `http://${JSON.parse(m[0]).addr}`;
-        return this;
-      }
-      if (this.exit) throw new Error(`parleyd exited during start-up:\n${this.tail(40)}`);
-      if (Date.now() > deadline) throw new Error(`parleyd printed no "listening" line:\n${this.tail(40)}`);
-      await sleep(20);
-    }
-  }
-
-  tail(n = 30) {
-    return this.log.trimEnd().split('\n').slice(-n).join('\n');
-  }
-
-  async stop() {
-    if (!this.exit) {
-      this.proc.kill('SIGTERM');
-      try {
-        await withTimeout(this.exited, 10000 * SLOW, 'parleyd to exit after SIGTERM');
-      } catch (err) {
-        this.proc.kill('SIGKILL');
-        await this.exited;
-        throw err;
-      }
-    }
-    return this.exit;
-  }
-}
 
 // ---- sdk_peer ---------------------------------------------------------------------------------
 
@@ -375,7 +273,10 @@ async function main() {
     process.exit(1);
   }, VARIANT_TIMEOUT_MS * variants.length + 60000);
   hard.unref();
-  const pageServer = await startPageServer();
+  const pageServer = await startPageServer({
+    '/proto_peer.html': ['text/html; charset=utf-8', path.join(HERE, 'proto_peer.html')],
+    '/proto_peer.js': ['text/javascript; charset=utf-8', path.join(HERE, 'proto_peer.js')],
+  });
   const pageOrigin = `http://127.0.0.1:${pageServer.address().port}`;
   let passed = 0;
   let failed = 0;

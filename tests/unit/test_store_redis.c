@@ -37,10 +37,11 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-/* A blocking command on a fresh connection (test setup only, never on the engine's loop). */
-static bool redis_cmd(const char *cmd)
+/* A reply read with a blocking client (test only): an integer, a number in a string, or
+ * nil. Returns false on error. */
+static bool redis_number(const char *cmd, long long *out, bool *nil)
 {
-    struct timeval tv = {0, 200000};
+    struct timeval tv = {0, 500000};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
     if (!c || c->err) {
         if (c)
@@ -49,10 +50,23 @@ static bool redis_cmd(const char *cmd)
     }
     redisReply *r = redisCommand(c, cmd);
     bool ok = r && r->type != REDIS_REPLY_ERROR;
+    *nil = ok && r->type == REDIS_REPLY_NIL;
+    if (ok && r->type == REDIS_REPLY_INTEGER)
+        *out = r->integer;
+    else if (ok && r->type == REDIS_REPLY_STRING)
+        *out = strtoll(r->str, NULL, 10);
     if (r)
         freeReplyObject(r);
     redisFree(c);
     return ok;
+}
+
+/* A blocking command on a fresh connection (test setup only, never on the engine's loop). */
+static bool redis_cmd(const char *cmd)
+{
+    long long v;
+    bool nil;
+    return redis_number(cmd, &v, &nil);
 }
 
 static bool redis_start(void)
@@ -152,30 +166,6 @@ static void on_member_expired_b(void *ud, const pl_room_t *room, const pl_member
     (void)nremaining;
     (void)room_removed;
     expired_b++;
-}
-
-/* A reply read with a blocking client (test only): an integer, a number in a string, or
- * nil. Returns false on error. */
-static bool redis_number(const char *cmd, long long *out, bool *nil)
-{
-    struct timeval tv = {0, 500000};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-    if (!c || c->err) {
-        if (c)
-            redisFree(c);
-        return false;
-    }
-    redisReply *r = redisCommand(c, cmd);
-    bool ok = r && r->type != REDIS_REPLY_ERROR;
-    *nil = ok && r->type == REDIS_REPLY_NIL;
-    if (ok && r->type == REDIS_REPLY_INTEGER)
-        *out = r->integer;
-    else if (ok && r->type == REDIS_REPLY_STRING)
-        *out = strtoll(r->str, NULL, 10);
-    if (r)
-        freeReplyObject(r);
-    redisFree(c);
-    return ok;
 }
 
 /* The room's `sx` (earliest waiting envelope) is set by a push, folded into pl:expiry, and
