@@ -1,347 +1,160 @@
 /* parley-bench: the load tool (DESIGN section 8, docs/performance.md).
  *
- * First scenario, `rest`: N virtual users, each on its own keep-alive connection, go round
- * a cycle of parleyd's REST calls (create-room, join-room, heartbeats, GET offer and
- * GET events polls, leave-room) for a duration or a request count, flat out or at a target
- * rate. Every attempt is counted: an HTTP answer other than the expected one, a failed
- * connect and a timeout are errors, by kind. Latency runs from the request's start
- * (including a reconnect when the server closed the connection) to its last byte. */
+ * This file is the driver every scenario shares: options, the target's address, the
+ * progress line, the run's bounds (duration, count, SIGINT, a hard stop for work still in
+ * flight) and the report. The scenarios live one per file (rest.c, relay.c, idle.c,
+ * churn.c) behind pb_scenario_t (bench.h). */
 #include <getopt.h>
-#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
+#include <unistd.h>
 
-#include "conn.h"
-#include "hist.h"
+#include "bench.h"
 #include "token.h"
 #include "version.h"
 
-enum { OP_CREATE, OP_JOIN, OP_HEARTBEAT, OP_POLL_OFFER, OP_POLL_EVENTS, OP_LEAVE, OP_COUNT };
-static const char *const op_names[OP_COUNT] = {"create-room", "join-room",   "heartbeat",
-                                               "poll-offer",  "poll-events", "leave-room"};
+pb_run_t pb;
 
-/* The cycle each virtual user goes round. A is the room's creator, B a peer that joins,
- * polls and leaves again, so rooms and inboxes stay small however long the run. */
-typedef enum {
-    ST_CREATE,        /* user token: create-room (or get one's live room back) */
-    ST_JOIN,          /* user token: join-room -> B */
-    ST_HEARTBEAT_B,   /* B: heartbeat */
-    ST_POLL_OFFER_B,  /* B: GET offer (204) */
-    ST_HEARTBEAT_A,   /* A: heartbeat */
-    ST_POLL_EVENTS_A, /* A: GET events (drains offer-request / peer-left) */
-    ST_LEAVE_B,       /* B: leave-room */
-    ST_STEPS
-} step_t;
+static const pb_scenario_t *const scenarios[] = {&pb_scenario_rest, &pb_scenario_relay,
+                                                 &pb_scenario_idle, &pb_scenario_churn};
+static const pb_scenario_t *sc;
+static uv_timer_t tick, hard_stop;
+static uv_signal_t sigint_h;
+static uint64_t last_completed;
 
-typedef struct {
-    char *url;
-    char host[256]; /* Host header */
-    char base[256]; /* path prefix, no trailing slash */
-    char *token;
-    char *secret;
-    unsigned connections;
-    double duration_s;
-    uint64_t max_requests;
-    double rate;
-    uint32_t timeout_ms;
-    uint32_t connect_timeout_ms;
-    bool json;
-    bool quiet;
-} opts_t;
-
-typedef struct vu {
-    pb_conn_t conn;
-    unsigned index;
-    char *user_token;
-    char room_id[64];
-    char *tok_a;
-    char *tok_b;
-    step_t step;
-    int op;
-    uint64_t started_ns;
-    uint64_t next_due_ns;
-    uv_timer_t pace;
-    bool idle; /* stopped for good */
-} vu_t;
-
-static struct {
-    opts_t o;
-    uv_loop_t *loop;
-    struct sockaddr_storage addr;
-    vu_t *vus;
-    unsigned idle_vus;
-    uint64_t start_ns, end_ns, deadline_ns;
-    uint64_t interval_ns; /* per virtual user, with --rate */
-    uint64_t issued, completed, ok;
-    uint64_t by_op[OP_COUNT];
-    uint64_t errs_kind[PB_ERR_COUNT];
-    uint64_t errs_status[600];
-    uint64_t errs_body; /* expected status, unusable body */
-    pb_hist_t hist;
-    uv_timer_t tick, hard_stop;
-    uv_signal_t sigint;
-    uint64_t last_completed;
-    bool stopping;
-} g;
-
-static uint64_t errors_total(void)
+bool pb_may_issue(void)
 {
-    uint64_t n = g.errs_body;
-    for (int i = 1; i < PB_ERR_COUNT; i++)
-        n += g.errs_kind[i];
-    for (int i = 0; i < 600; i++)
-        n += g.errs_status[i];
-    return n;
-}
-
-static bool may_issue(void)
-{
-    if (g.stopping)
+    if (pb.stopping)
         return false;
-    if (g.o.max_requests && g.issued >= g.o.max_requests)
+    if (pb.o.max_requests && pb.issued >= pb.o.max_requests)
         return false;
-    if (g.deadline_ns && uv_hrtime() >= g.deadline_ns)
+    if (pb.deadline_ns && uv_hrtime() >= pb.deadline_ns)
         return false;
     return true;
 }
 
-static void stop_all(void);
-
-static void vu_idle(vu_t *v)
+void pb_error(const char *kind)
 {
-    if (v->idle)
-        return;
-    v->idle = true;
-    if (++g.idle_vus == g.o.connections)
-        stop_all();
-}
-
-static void on_response(pb_conn_t *c, int err, int status, const char *body, size_t len);
-
-static void set_token(char **slot, const char *tok)
-{
-    free(*slot);
-    *slot = tok ? strdup(tok) : NULL;
-}
-
-static void vu_send(vu_t *v)
-{
-    if (!may_issue()) {
-        vu_idle(v);
-        return;
-    }
-    char path[512], body[160];
-    const char *method = "POST", *bearer = NULL;
-    const char *req_body = body;
-    snprintf(body, sizeof body, "{\"roomId\":\"%s\"}", v->room_id);
-    switch (v->step) {
-    case ST_CREATE:
-        v->op = OP_CREATE;
-        snprintf(path, sizeof path, "%s/signaling/create-room", g.o.base);
-        bearer = v->user_token;
-        req_body = "{\"isPublic\":false}";
-        break;
-    case ST_JOIN:
-        v->op = OP_JOIN;
-        snprintf(path, sizeof path, "%s/signaling/join-room", g.o.base);
-        bearer = v->user_token;
-        break;
-    case ST_HEARTBEAT_B:
-    case ST_HEARTBEAT_A:
-        v->op = OP_HEARTBEAT;
-        snprintf(path, sizeof path, "%s/signaling/heartbeat", g.o.base);
-        bearer = v->step == ST_HEARTBEAT_A ? v->tok_a : v->tok_b;
-        break;
-    case ST_POLL_OFFER_B:
-        v->op = OP_POLL_OFFER;
-        method = "GET";
-        snprintf(path, sizeof path, "%s/signaling/offer/%s", g.o.base, v->room_id);
-        bearer = v->tok_b;
-        req_body = NULL;
-        break;
-    case ST_POLL_EVENTS_A:
-        v->op = OP_POLL_EVENTS;
-        method = "GET";
-        snprintf(path, sizeof path, "%s/signaling/events/%s", g.o.base, v->room_id);
-        bearer = v->tok_a;
-        req_body = NULL;
-        break;
-    case ST_LEAVE_B:
-    default:
-        v->op = OP_LEAVE;
-        snprintf(path, sizeof path, "%s/signaling/leave-room", g.o.base);
-        bearer = v->tok_b;
-        break;
-    }
-    v->started_ns = uv_hrtime();
-    g.issued++;
-    if (pb_conn_request(&v->conn, method, g.o.host, path, bearer, req_body, on_response) != 0) {
-        g.issued--;
-        fprintf(stderr, "parley-bench: out of memory\n");
-        vu_idle(v);
-    }
-}
-
-static void on_pace(uv_timer_t *t)
-{
-    vu_send(t->data);
-}
-
-/* The next request: at once flat out, else at this user's next slot (late slots are sent
- * at once, so a slow server is measured at the offered rate, not a politer one). */
-static void vu_next(vu_t *v, uint64_t delay_ms)
-{
-    if (!may_issue()) {
-        vu_idle(v);
-        return;
-    }
-    if (g.interval_ns) {
-        uint64_t now = uv_hrtime();
-        v->next_due_ns += g.interval_ns;
-        if (v->next_due_ns > now) {
-            uint64_t ms = (v->next_due_ns - now) / 1000000;
-            if (ms > delay_ms)
-                delay_ms = ms;
+    pb.errs_total++;
+    for (unsigned i = 0; i < pb.n_errs; i++)
+        if (strcmp(pb.errs[i].name, kind) == 0) {
+            pb.errs[i].n++;
+            return;
         }
-    }
-    if (delay_ms) {
-        uv_timer_start(&v->pace, on_pace, delay_ms, 0);
-        return;
-    }
-    vu_send(v);
+    unsigned i = pb.n_errs;
+    if (i == PB_MAX_ERR_KINDS - 1)
+        kind = "other"; /* the last slot collects every further kind */
+    else
+        pb.n_errs++;
+    snprintf(pb.errs[i].name, sizeof pb.errs[i].name, "%s", kind);
+    pb.errs[i].n++;
 }
 
-/* Reads the fields a step needs from a 200/201 body; false when they are missing. */
-static bool take_body(vu_t *v, const char *body, size_t len)
+void pb_done(uint64_t latency_us, bool ok)
 {
-    json_t *j = json_loadb(body, len, 0, NULL);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return false;
+    pb.completed++;
+    if (ok) {
+        pb.ok++;
+        pb_hist_add(&pb.hist, latency_us);
     }
-    const char *room = json_string_value(json_object_get(j, "roomId"));
-    const char *tok = json_string_value(json_object_get(j, "signalingToken"));
-    bool ok = true;
-    switch (v->step) {
-    case ST_CREATE:
-        if (!room || !tok || strlen(room) >= sizeof v->room_id) {
-            ok = false;
+}
+
+char *pb_user_token(unsigned i)
+{
+    if (!pb.o.secret)
+        return strdup(pb.o.token);
+    char sub[64], name[64];
+    unsigned pid = (unsigned)uv_os_getpid();
+    snprintf(sub, sizeof sub, "bench-%u-%u", pid, i);
+    snprintf(name, sizeof name, "bench %u-%u", pid, i);
+    return pb_token_mint(pb.o.secret, sub, name, 3600 + (long)pb.o.duration_s);
+}
+
+long long pb_proc_rss(int pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %lld kB", &kb) == 1)
             break;
-        }
-        strcpy(v->room_id, room);
-        set_token(&v->tok_a, tok);
-        break;
-    case ST_JOIN:
-    case ST_HEARTBEAT_B:
-        if (!tok)
-            ok = false;
-        else
-            set_token(&v->tok_b, tok);
-        break;
-    case ST_HEARTBEAT_A:
-        if (!tok)
-            ok = false;
-        else
-            set_token(&v->tok_a, tok);
-        break;
-    default:
-        break;
-    }
-    json_decref(j);
-    return ok;
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
 }
 
-static bool status_expected(step_t step, int status)
+double pb_proc_cpu_s(int pid)
 {
-    switch (step) {
-    case ST_CREATE:
-        return status == 200 || status == 201;
-    case ST_POLL_OFFER_B:
-        return status == 200 || status == 204;
-    case ST_LEAVE_B:
-        return status == 204;
-    default:
-        return status == 200;
-    }
-}
-
-static void on_response(pb_conn_t *c, int err, int status, const char *body, size_t len)
-{
-    vu_t *v = (vu_t *)c; /* conn is the first member */
-    uint64_t now = uv_hrtime();
-    g.completed++;
-    g.by_op[v->op]++;
-    uint64_t delay_ms = 0;
-    bool good = false;
-    if (err) {
-        g.errs_kind[err]++;
-        if (err == PB_ECONNECT)
-            delay_ms = 100; /* a dead server is retried, not hammered */
-    } else {
-        pb_hist_add(&g.hist, (now - v->started_ns) / 1000);
-        if (!status_expected(v->step, status))
-            g.errs_status[status > 0 && status < 600 ? status : 0]++;
-        else if (!take_body(v, body, len) && v->step != ST_POLL_OFFER_B &&
-                 v->step != ST_POLL_EVENTS_A && v->step != ST_LEAVE_B)
-            g.errs_body++;
-        else
-            good = true;
-    }
-    if (good) {
-        g.ok++;
-        v->step = (step_t)((v->step + 1) % ST_STEPS);
-    } else {
-        v->step = ST_CREATE; /* start the cycle again from a known state */
-    }
-    vu_next(v, delay_ms);
-}
-
-static void on_tick(uv_timer_t *t)
-{
-    uint64_t now = uv_hrtime();
-    double secs = (double)(now - g.start_ns) / 1e9;
-    uint64_t delta = g.completed - g.last_completed;
-    g.last_completed = g.completed;
-    if (!g.o.quiet)
-        fprintf(stderr, "[%5.1fs] requests %llu  %llu/s  errors %llu\n", secs,
-                (unsigned long long)g.completed, (unsigned long long)delta,
-                (unsigned long long)errors_total());
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name may hold spaces and parentheses: fields start after the last ')'. */
+    char *p = strrchr(buf, ')');
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    long hz = sysconf(_SC_CLK_TCK);
+    return hz > 0 ? (double)(ut + st) / (double)hz : -1;
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
 {
+    (void)arg;
     if (!uv_is_closing(h))
         uv_close(h, NULL);
 }
 
-static void stop_all(void)
+void pb_finish(void)
 {
-    if (g.end_ns)
+    if (pb.end_ns)
         return;
-    g.stopping = true;
-    g.end_ns = uv_hrtime();
-    for (unsigned i = 0; i < g.o.connections; i++) {
-        pb_conn_shutdown(&g.vus[i].conn);
-        if (!uv_is_closing((uv_handle_t *)&g.vus[i].pace))
-            uv_close((uv_handle_t *)&g.vus[i].pace, NULL);
+    pb.stopping = true;
+    pb.end_ns = uv_hrtime();
+    sc->stop();
+    uv_walk(pb.loop, close_walk, NULL);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+    double secs = (double)(uv_hrtime() - pb.start_ns) / 1e9;
+    uint64_t delta = pb.completed - last_completed;
+    last_completed = pb.completed;
+    if (pb.o.quiet)
+        return;
+    char extra[160] = "";
+    if (sc->progress) {
+        extra[0] = ' ';
+        extra[1] = ' ';
+        sc->progress(extra + 2, sizeof extra - 2);
     }
-    uv_walk(g.loop, close_walk, NULL);
+    fprintf(stderr, "[%5.1fs] %ss %llu  %llu/s  errors %llu%s\n", secs, sc->unit,
+            (unsigned long long)pb.completed, (unsigned long long)delta,
+            (unsigned long long)pb.errs_total, extra);
 }
 
 static void on_hard_stop(uv_timer_t *t)
 {
-    stop_all(); /* requests still in flight are abandoned: counted neither way */
+    (void)t;
+    pb_finish(); /* work still in flight is abandoned: counted neither way */
 }
 
 static void on_sigint(uv_signal_t *s, int signum)
 {
-    g.stopping = true;
-    if (!g.o.quiet)
+    (void)s;
+    (void)signum;
+    if (!pb.o.quiet)
         fprintf(stderr, "parley-bench: interrupted, stopping\n");
-    stop_all();
+    pb_finish();
 }
 
 /* ----------------------------------------------------------------------------------- */
@@ -354,61 +167,51 @@ static double ms(uint64_t us)
 
 static json_t *report_json(double elapsed)
 {
+    const pb_hist_t *h = &pb.hist;
     json_t *lat =
-        json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "p50", ms(pb_hist_percentile(&g.hist, 50)),
-                  "p90", ms(pb_hist_percentile(&g.hist, 90)), "p99",
-                  ms(pb_hist_percentile(&g.hist, 99)), "max", ms(g.hist.max), "min",
-                  ms(g.hist.total ? g.hist.min : 0), "mean", pb_hist_mean(&g.hist) / 1000.0);
+        json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "p50", ms(pb_hist_percentile(h, 50)), "p90",
+                  ms(pb_hist_percentile(h, 90)), "p99", ms(pb_hist_percentile(h, 99)), "max",
+                  ms(h->max), "min", ms(h->total ? h->min : 0), "mean", pb_hist_mean(h) / 1000.0);
     json_t *kinds = json_object();
-    for (int i = 1; i < PB_ERR_COUNT; i++)
-        if (g.errs_kind[i])
-            json_object_set_new(kinds, pb_conn_err_name(i),
-                                json_integer((json_int_t)g.errs_kind[i]));
-    for (int i = 0; i < 600; i++)
-        if (g.errs_status[i]) {
-            char k[16];
-            snprintf(k, sizeof k, "http_%d", i);
-            json_object_set_new(kinds, k, json_integer((json_int_t)g.errs_status[i]));
-        }
-    if (g.errs_body)
-        json_object_set_new(kinds, "bad_body", json_integer((json_int_t)g.errs_body));
-    json_t *ops = json_object();
-    for (int i = 0; i < OP_COUNT; i++)
-        json_object_set_new(ops, op_names[i], json_integer((json_int_t)g.by_op[i]));
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:f, s:f, s:I, s:I, s:I, s:f, s:o, s:o, s:o}",
-                     "tool", "parley-bench", "version", PL_VERSION, "scenario", "rest", "url",
-                     g.o.url, "connections", (json_int_t)g.o.connections, "rate", g.o.rate,
-                     "elapsed_s", elapsed, "requests", (json_int_t)g.completed, "ok",
-                     (json_int_t)g.ok, "errors", (json_int_t)errors_total(), "throughput_rps",
-                     elapsed > 0 ? (double)g.completed / elapsed : 0.0, "latency_ms", lat,
-                     "errors_by_kind", kinds, "requests_by_op", ops);
+    for (unsigned i = 0; i < pb.n_errs; i++)
+        json_object_set_new(kinds, pb.errs[i].name, json_integer((json_int_t)pb.errs[i].n));
+    double tput = elapsed > 0 ? (double)pb.completed / elapsed : 0.0;
+    json_t *r = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:f, s:f, s:I, s:I, s:I, s:f, s:f, s:o, s:o}", "tool",
+        "parley-bench", "version", PL_VERSION, "scenario", sc->name, "target",
+        pb.o.target == PB_TARGET_PEERJS ? "peerjs" : "parley", "url", pb.o.url, "unit", sc->unit,
+        "connections", (json_int_t)pb.o.connections, "rate", pb.o.rate, "elapsed_s", elapsed,
+        "requests", (json_int_t)pb.completed, "ok", (json_int_t)pb.ok, "errors",
+        (json_int_t)pb.errs_total, "throughput", tput, "throughput_rps", tput, "latency_ms", lat,
+        "errors_by_kind", kinds);
+    if (sc->report)
+        sc->report(r);
+    return r;
 }
 
 static void report_text(json_t *r)
 {
     json_t *lat = json_object_get(r, "latency_ms");
-    printf("parley-bench rest: %u connections, %.2f s, %s\n", g.o.connections,
-           json_real_value(json_object_get(r, "elapsed_s")), g.o.url);
-    printf("requests    %llu (ok %llu, errors %llu)\n", (unsigned long long)g.completed,
-           (unsigned long long)g.ok, (unsigned long long)errors_total());
-    printf("throughput  %.1f req/s\n", json_real_value(json_object_get(r, "throughput_rps")));
+    printf("parley-bench %s: %u connections, %.2f s, %s%s\n", sc->name, pb.o.connections,
+           json_real_value(json_object_get(r, "elapsed_s")), pb.o.url,
+           pb.o.target == PB_TARGET_PEERJS ? " (PeerJS server)" : "");
+    printf("%-11s %llu (ok %llu, errors %llu)\n",
+           strcmp(sc->unit, "request") == 0   ? "requests"
+           : strcmp(sc->unit, "message") == 0 ? "messages"
+                                              : "units",
+           (unsigned long long)pb.completed, (unsigned long long)pb.ok,
+           (unsigned long long)pb.errs_total);
+    printf("throughput  %.1f %ss/s\n", json_real_value(json_object_get(r, "throughput")), sc->unit);
     printf(
         "latency ms  p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
         json_real_value(json_object_get(lat, "p50")), json_real_value(json_object_get(lat, "p90")),
         json_real_value(json_object_get(lat, "p99")), json_real_value(json_object_get(lat, "max")));
-    printf("by op      ");
-    for (int i = 0; i < OP_COUNT; i++)
-        printf(" %s %llu", op_names[i], (unsigned long long)g.by_op[i]);
-    printf("\nerrors     ");
-    const char *k;
-    json_t *val;
-    bool any = false;
-    json_object_foreach(json_object_get(r, "errors_by_kind"), k, val)
-    {
-        printf(" %s %lld", k, (long long)json_integer_value(val));
-        any = true;
-    }
-    printf("%s\n", any ? "" : " none");
+    if (sc->text)
+        sc->text(r);
+    printf("errors     ");
+    for (unsigned i = 0; i < pb.n_errs; i++)
+        printf(" %s %llu", pb.errs[i].name, (unsigned long long)pb.errs[i].n);
+    printf("%s\n", pb.n_errs ? "" : " none");
 }
 
 /* ----------------------------------------------------------------------------------- */
@@ -416,26 +219,42 @@ static void report_text(json_t *r)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: parley-bench SCENARIO [options]\n"
-               "\n"
-               "Scenarios:\n"
-               "  rest                  keep-alive REST mix: create-room, join-room, heartbeat,\n"
-               "                        GET offer and GET events polls, leave-room\n"
-               "  (relay, idle and churn come with the rest of the bench issue)\n"
-               "\n"
-               "Options:\n"
-               "  --url URL             parleyd's base URL (default http://127.0.0.1:8080)\n"
-               "  --token JWT           one user token for every virtual user\n"
-               "  --secret SECRET       mint an HS256 token per virtual user (own `sub` each)\n"
-               "  --connections N       virtual users, one keep-alive connection each (default 8)\n"
-               "  --duration S          run for S seconds (default 10 unless --requests is given)\n"
-               "  --requests N          stop after N requests (with --duration: whichever first)\n"
-               "  --rate R              R requests/s in total (default 0: flat out)\n"
-               "  --timeout MS          response timeout (default 5000)\n"
-               "  --connect-timeout MS  connect timeout (default 2000)\n"
-               "  --json                print the result as one JSON object on stdout\n"
-               "  --quiet               no progress line on stderr\n"
-               "  --help, --version\n");
+    fprintf(
+        f,
+        "usage: parley-bench SCENARIO [options]\n"
+        "\n"
+        "Scenarios:\n"
+        "  rest                  keep-alive REST mix: create-room, join-room, heartbeat,\n"
+        "                        GET offer and GET events polls, leave-room\n"
+        "  relay                 peer pairs on WebSockets relaying offer/answer/candidate\n"
+        "                        envelopes to each other; latency from send to receipt\n"
+        "  idle                  open and hold N authenticated WebSockets; the server's\n"
+        "                        memory per connection (with --server-pid)\n"
+        "  churn                 rooms of members heartbeating, with joins and leaves\n"
+        "\n"
+        "Options:\n"
+        "  --url URL             the server's base URL (default http://127.0.0.1:8080)\n"
+        "  --target T            parley (default) or peerjs (relay and idle only)\n"
+        "  --key KEY             PeerJS API key (default peerjs)\n"
+        "  --token JWT           one user token for every virtual user\n"
+        "  --secret SECRET       mint an HS256 token per virtual user (own `sub` each)\n"
+        "  --connections N       connections (rest, churn: HTTP; relay: WebSockets, two a\n"
+        "                        pair; idle: WebSockets to hold) (default 8)\n"
+        "  --duration S          run for S seconds (default 10 unless --requests is given)\n"
+        "  --requests N          stop after N units of work (with --duration: whichever first)\n"
+        "  --rate R              R units/s in total (default 0: flat out)\n"
+        "  --size B              relay: payload bytes per envelope (default 200)\n"
+        "  --server-pid PID      idle: read VmRSS; churn: CPU time of this process\n"
+        "  --hold S              idle: hold the sockets S seconds once open (default 2)\n"
+        "  --open-rate N         idle: open N sockets a second (default 0: as fast as possible)\n"
+        "  --rooms N             churn: rooms (default 100)\n"
+        "  --members N           churn: members per room (default 10)\n"
+        "  --heartbeat S         churn: seconds between a member's heartbeats (default 30)\n"
+        "  --timeout MS          response timeout (default 5000)\n"
+        "  --connect-timeout MS  connect timeout (default 2000)\n"
+        "  --json                print the result as one JSON object on stdout\n"
+        "  --quiet               no progress line on stderr\n"
+        "  --help, --version\n");
 }
 
 static bool parse_num(const char *s, double lo, double hi, double *out)
@@ -448,7 +267,7 @@ static bool parse_num(const char *s, double lo, double hi, double *out)
     return true;
 }
 
-static int parse_url(opts_t *o)
+static int parse_url(pb_opts_t *o)
 {
     const char *u = o->url;
     if (strncmp(u, "http://", 7) != 0) {
@@ -469,45 +288,55 @@ static int parse_url(opts_t *o)
     while (bl > 0 && o->base[bl - 1] == '/')
         o->base[--bl] = '\0';
 
-    char name[256], port[16] = "80";
+    char port[16] = "80";
     if (o->host[0] == '[') {
         const char *close = strchr(o->host, ']');
         if (!close) {
             fprintf(stderr, "parley-bench: bad IPv6 host in --url\n");
             return -1;
         }
-        snprintf(name, sizeof name, "%.*s", (int)(close - o->host - 1), o->host + 1);
+        snprintf(o->name, sizeof o->name, "%.*s", (int)(close - o->host - 1), o->host + 1);
         if (close[1] == ':')
             snprintf(port, sizeof port, "%s", close + 2);
     } else {
-        snprintf(name, sizeof name, "%s", o->host);
-        char *colon = strchr(name, ':');
+        snprintf(o->name, sizeof o->name, "%s", o->host);
+        char *colon = strchr(o->name, ':');
         if (colon) {
             *colon = '\0';
             snprintf(port, sizeof port, "%s", colon + 1);
         }
     }
+    o->port = atoi(port);
     uv_getaddrinfo_t gai;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    int rc = uv_getaddrinfo(g.loop, &gai, NULL, name, port, &hints);
+    int rc = uv_getaddrinfo(pb.loop, &gai, NULL, o->name, port, &hints);
     if (rc != 0 || !gai.addrinfo) {
-        fprintf(stderr, "parley-bench: cannot resolve %s:%s: %s\n", name, port, uv_strerror(rc));
+        fprintf(stderr, "parley-bench: cannot resolve %s:%s: %s\n", o->name, port, uv_strerror(rc));
         return -1;
     }
-    memcpy(&g.addr, gai.addrinfo->ai_addr, gai.addrinfo->ai_addrlen);
+    memcpy(&pb.addr, gai.addrinfo->ai_addr, gai.addrinfo->ai_addrlen);
     uv_freeaddrinfo(gai.addrinfo);
     return 0;
 }
 
-static int parse_opts(int argc, char **argv, opts_t *o)
+static int parse_opts(int argc, char **argv, pb_opts_t *o)
 {
     static const struct option longs[] = {{"url", required_argument, NULL, 'u'},
+                                          {"target", required_argument, NULL, 'g'},
+                                          {"key", required_argument, NULL, 'k'},
                                           {"token", required_argument, NULL, 't'},
                                           {"secret", required_argument, NULL, 's'},
                                           {"connections", required_argument, NULL, 'c'},
                                           {"duration", required_argument, NULL, 'd'},
                                           {"requests", required_argument, NULL, 'n'},
                                           {"rate", required_argument, NULL, 'r'},
+                                          {"size", required_argument, NULL, 'z'},
+                                          {"server-pid", required_argument, NULL, 'p'},
+                                          {"hold", required_argument, NULL, 'H'},
+                                          {"open-rate", required_argument, NULL, 'O'},
+                                          {"rooms", required_argument, NULL, 'R'},
+                                          {"members", required_argument, NULL, 'm'},
+                                          {"heartbeat", required_argument, NULL, 'b'},
                                           {"timeout", required_argument, NULL, 'T'},
                                           {"connect-timeout", required_argument, NULL, 'C'},
                                           {"json", no_argument, NULL, 'j'},
@@ -516,15 +345,32 @@ static int parse_opts(int argc, char **argv, opts_t *o)
                                           {"version", no_argument, NULL, 'V'},
                                           {NULL, 0, NULL, 0}};
     o->url = "http://127.0.0.1:8080";
+    o->peerjs_key = "peerjs";
     o->connections = 8;
     o->timeout_ms = 5000;
     o->connect_timeout_ms = 2000;
+    o->size = 200;
+    o->hold_s = 2;
+    o->rooms = 100;
+    o->members = 10;
+    o->heartbeat_s = 30;
     double d;
     int ch, li = 0;
     while ((ch = getopt_long(argc, argv, "", longs, &li)) != -1) {
         switch (ch) {
         case 'u':
             o->url = optarg;
+            break;
+        case 'g':
+            if (strcmp(optarg, "parley") == 0)
+                o->target = PB_TARGET_PARLEY;
+            else if (strcmp(optarg, "peerjs") == 0)
+                o->target = PB_TARGET_PEERJS;
+            else
+                goto bad;
+            break;
+        case 'k':
+            o->peerjs_key = optarg;
             break;
         case 't':
             o->token = optarg;
@@ -533,7 +379,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
             o->secret = optarg;
             break;
         case 'c':
-            if (!parse_num(optarg, 1, 100000, &d))
+            if (!parse_num(optarg, 1, 1000000, &d))
                 goto bad;
             o->connections = (unsigned)d;
             break;
@@ -551,6 +397,41 @@ static int parse_opts(int argc, char **argv, opts_t *o)
             if (!parse_num(optarg, 0, 1e9, &d))
                 goto bad;
             o->rate = d;
+            break;
+        case 'z':
+            if (!parse_num(optarg, 1, 65536, &d))
+                goto bad;
+            o->size = (unsigned)d;
+            break;
+        case 'p':
+            if (!parse_num(optarg, 1, 1 << 30, &d))
+                goto bad;
+            o->server_pid = (int)d;
+            break;
+        case 'H':
+            if (!parse_num(optarg, 0, 86400, &d))
+                goto bad;
+            o->hold_s = d;
+            break;
+        case 'O':
+            if (!parse_num(optarg, 0, 1e7, &d))
+                goto bad;
+            o->open_rate = (unsigned)d;
+            break;
+        case 'R':
+            if (!parse_num(optarg, 1, 1000000, &d))
+                goto bad;
+            o->rooms = (unsigned)d;
+            break;
+        case 'm':
+            if (!parse_num(optarg, 1, 1000, &d))
+                goto bad;
+            o->members = (unsigned)d;
+            break;
+        case 'b':
+            if (!parse_num(optarg, 0.01, 3600, &d))
+                goto bad;
+            o->heartbeat_s = d;
             break;
         case 'T':
             if (!parse_num(optarg, 1, 3600000, &d))
@@ -589,96 +470,65 @@ static int parse_opts(int argc, char **argv, opts_t *o)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
-    g.loop = uv_default_loop();
-    if (parse_opts(argc, argv, &g.o) != 0)
+    pb.loop = uv_default_loop();
+    if (parse_opts(argc, argv, &pb.o) != 0)
         return 2;
     if (optind >= argc) {
         usage(stderr);
         return 2;
     }
-    const char *scenario = argv[optind];
-    if (strcmp(scenario, "rest") != 0) {
-        fprintf(stderr, "parley-bench: scenario '%s' is not available yet (only 'rest')\n",
-                scenario);
+    const char *name = argv[optind];
+    for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
+        if (strcmp(scenarios[i]->name, name) == 0)
+            sc = scenarios[i];
+    if (!sc) {
+        fprintf(stderr, "parley-bench: unknown scenario '%s' (rest, relay, idle, churn)\n", name);
         return 2;
     }
     if (optind + 1 < argc) {
         fprintf(stderr, "parley-bench: unexpected argument '%s'\n", argv[optind + 1]);
         return 2;
     }
-    if (!!g.o.token == !!g.o.secret) {
+    if (pb.o.target == PB_TARGET_PARLEY && !!pb.o.token == !!pb.o.secret) {
         fprintf(stderr, "parley-bench: give exactly one of --token and --secret\n");
         return 2;
     }
-    if (g.o.duration_s == 0 && g.o.max_requests == 0)
-        g.o.duration_s = 10;
-    if (parse_url(&g.o) != 0)
+    if (pb.o.duration_s == 0 && pb.o.max_requests == 0)
+        pb.o.duration_s = 10;
+    if (parse_url(&pb.o) != 0)
         return 2;
 
-    pb_hist_init(&g.hist);
-    g.vus = calloc(g.o.connections, sizeof *g.vus);
-    if (!g.vus) {
-        fprintf(stderr, "parley-bench: out of memory\n");
+    pb_hist_init(&pb.hist);
+    uv_timer_init(pb.loop, &tick);
+    uv_timer_init(pb.loop, &hard_stop);
+    uv_signal_init(pb.loop, &sigint_h);
+    uv_signal_start(&sigint_h, on_sigint, SIGINT);
+    pb.start_ns = uv_hrtime();
+    if (pb.o.duration_s > 0) {
+        pb.deadline_ns = pb.start_ns + (uint64_t)(pb.o.duration_s * 1e9);
+        /* Work in flight gets its timeout to finish, and no more. */
+        uv_timer_start(&hard_stop, on_hard_stop,
+                       (uint64_t)(pb.o.duration_s * 1000) + pb.o.timeout_ms +
+                           pb.o.connect_timeout_ms + 1000,
+                       0);
+    }
+    uv_timer_start(&tick, on_tick, 1000, 1000);
+    int rc = sc->start();
+    if (rc != 0)
+        pb_finish();
+    uv_run(pb.loop, UV_RUN_DEFAULT);
+    if (!pb.end_ns)
+        pb.end_ns = uv_hrtime();
+    if (rc != 0) {
+        if (sc->cleanup)
+            sc->cleanup();
+        uv_loop_close(pb.loop);
         return 1;
     }
-    unsigned pid = (unsigned)uv_os_getpid();
-    for (unsigned i = 0; i < g.o.connections; i++) {
-        vu_t *v = &g.vus[i];
-        v->index = i;
-        if (pb_conn_init(&v->conn, g.loop, (const struct sockaddr *)&g.addr, g.o.connect_timeout_ms,
-                         g.o.timeout_ms) != 0 ||
-            uv_timer_init(g.loop, &v->pace) != 0) {
-            fprintf(stderr, "parley-bench: cannot set up connection %u\n", i);
-            return 1;
-        }
-        v->pace.data = v;
-        if (g.o.secret) {
-            char sub[64], name[64];
-            snprintf(sub, sizeof sub, "bench-%u-%u", pid, i);
-            snprintf(name, sizeof name, "bench %u-%u", pid, i);
-            v->user_token = pb_token_mint(g.o.secret, sub, name, 3600 + (long)g.o.duration_s);
-        } else {
-            v->user_token = strdup(g.o.token);
-        }
-        if (!v->user_token) {
-            fprintf(stderr, "parley-bench: cannot make a user token\n");
-            return 1;
-        }
-    }
 
-    uv_timer_init(g.loop, &g.tick);
-    uv_timer_init(g.loop, &g.hard_stop);
-    uv_signal_init(g.loop, &g.sigint);
-    uv_signal_start(&g.sigint, on_sigint, SIGINT);
-    g.start_ns = uv_hrtime();
-    if (g.o.duration_s > 0) {
-        g.deadline_ns = g.start_ns + (uint64_t)(g.o.duration_s * 1e9);
-        /* In-flight requests get their timeout to finish, and no more. */
-        uv_timer_start(
-            &g.hard_stop, on_hard_stop,
-            (uint64_t)(g.o.duration_s * 1000) + g.o.timeout_ms + g.o.connect_timeout_ms + 1000, 0);
-    }
-    uv_timer_start(&g.tick, on_tick, 1000, 1000);
-    if (g.o.rate > 0)
-        g.interval_ns = (uint64_t)(1e9 * g.o.connections / g.o.rate);
-    for (unsigned i = 0; i < g.o.connections; i++) {
-        vu_t *v = &g.vus[i];
-        if (g.interval_ns) {
-            /* Spread the users' first requests over one interval. */
-            uint64_t offset = g.interval_ns * i / g.o.connections;
-            v->next_due_ns = g.start_ns + offset;
-            uv_timer_start(&v->pace, on_pace, offset / 1000000, 0);
-        } else {
-            vu_send(v);
-        }
-    }
-    uv_run(g.loop, UV_RUN_DEFAULT);
-    if (!g.end_ns)
-        g.end_ns = uv_hrtime();
-
-    double elapsed = (double)(g.end_ns - g.start_ns) / 1e9;
+    double elapsed = (double)(pb.end_ns - pb.start_ns) / 1e9;
     json_t *r = report_json(elapsed);
-    if (g.o.json) {
+    if (pb.o.json) {
         char *s = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(10));
         printf("%s\n", s ? s : "{}");
         free(s);
@@ -686,14 +536,8 @@ int main(int argc, char **argv)
         report_text(r);
     }
     json_decref(r);
-
-    for (unsigned i = 0; i < g.o.connections; i++) {
-        pb_conn_free(&g.vus[i].conn);
-        free(g.vus[i].user_token);
-        free(g.vus[i].tok_a);
-        free(g.vus[i].tok_b);
-    }
-    free(g.vus);
-    uv_loop_close(g.loop);
-    return g.ok > 0 ? 0 : 1;
+    if (sc->cleanup)
+        sc->cleanup();
+    uv_loop_close(pb.loop);
+    return pb.ok > 0 ? 0 : 1;
 }

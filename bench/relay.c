@@ -1,0 +1,17 @@
+/* relay: placeholder until the scenario lands (bench issue). */
+#include <stdio.h>
+
+#include "bench.h"
+
+static int start(void)
+{
+    fprintf(stderr, "parley-bench: scenario 'relay' is not available yet\n");
+    return -1;
+}
+
+static void stop(void)
+{
+}
+
+const pb_scenario_t pb_scenario_relay = {
+    .name = "relay", .unit = "request", .start = start, .stop = stop};
