@@ -68,19 +68,21 @@ run_ctest_asan() {
 
 step "install dependencies" "$ROOT/deploy/install-deps.sh" || true
 
-# tests/browser's node packages (playwright-core, pinned in package-lock.json): `npm ci` only
-# when node_modules is missing or package.json / package-lock.json changed since the last one.
-browser_deps() {
-  local dir="$ROOT/tests/browser" want
+# Node packages pinned in a package-lock.json: tests/browser's (playwright-core) and
+# bench/peerjs's (the PeerJS server the bench tests drive). `npm ci` only when node_modules
+# is missing or package.json / package-lock.json changed since the last one.
+node_deps() {
+  local dir="$ROOT/$1" probe="$2" want
   local stamp="$dir/node_modules/.parley-installed"
   want="$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)"
-  if [ -d "$dir/node_modules/playwright-core" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-    echo "browser deps: node_modules up to date"
+  if [ -d "$dir/node_modules/$probe" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    echo "$1: node_modules up to date"
     return 0
   fi
   (cd "$dir" && npm ci --no-audit --no-fund) && echo "$want" >"$stamp"
 }
-step "browser test deps (npm ci)" browser_deps || true
+step "browser test deps (npm ci)" node_deps tests/browser playwright-core || true
+step "PeerJS server for the bench tests (npm ci)" node_deps bench/peerjs peer || true
 
 # ---------------------------------------------------------------------------------------
 # REDIS: nothing to start here. Every test that needs Redis starts its own redis-server on a
