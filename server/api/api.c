@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 static const pl_route_t routes[] = {
@@ -65,10 +66,20 @@ void pl_api_shutdown(pl_app_t *app)
     pl_hub_flush(app->hub);
 }
 
+pl_call_t *pl_call_new(void)
+{
+    /* Every field reads as zero except user.domains, which nobody reads before a user
+     * token filled it: clearing those 4 KB on every request cost a fifth of a /healthz. */
+    pl_call_t *call = malloc(sizeof *call);
+    if (call)
+        memset(call, 0, offsetof(pl_call_t, user) + offsetof(pl_identity_t, domains));
+    return call;
+}
+
 void pl_api_handle(void *ud, pl_http_req_t *req)
 {
     pl_app_t *app = ud;
-    pl_call_t *call = calloc(1, sizeof *call);
+    pl_call_t *call = pl_call_new();
     if (!call) {
         pl_http_respond(req, 503, "application/json", NULL, 0);
         return;

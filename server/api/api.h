@@ -41,9 +41,8 @@ struct pl_call {
     pl_app_t *app;
     pl_http_req_t *req;
     pl_route_match_t match;
-    json_t *body;       /* parsed JSON body (object), or NULL */
-    pl_identity_t user; /* after api_auth_user */
-    pl_sigtoken_t sig;  /* after api_auth_signaling */
+    json_t *body;      /* parsed JSON body (object), or NULL */
+    pl_sigtoken_t sig; /* after api_auth_signaling */
     char client_ip[64];
     char room_id[PL_ID_SIZE];
     int64_t now_ms;
@@ -72,11 +71,16 @@ struct pl_call {
     json_t *result;
     void *extra;
     void (*extra_free)(void *);
+    /* Last: pl_api_handle clears the call only up to user.domains (4 KB nobody reads
+     * before a user token filled them). */
+    pl_identity_t user; /* after api_auth_user */
 };
 
 /* ---- wiring (api.c) ---- */
 
 int pl_api_init(pl_app_t *app);
+/* A zeroed call (but for user.domains, see the struct), or NULL; freed by call_finish. */
+pl_call_t *pl_call_new(void);
 void pl_api_free(pl_app_t *app);
 /* The pl_http_opts_t handler and completion hooks. */
 void pl_api_handle(void *ud, pl_http_req_t *req);

@@ -24,12 +24,14 @@
 #define PL_DOMAIN_SIZE        254
 
 typedef struct {
-    char user_id[PL_USER_ID_SIZE];                /* `sub` */
-    char name[PL_NAME_SIZE];                      /* `name`, or `sub` when absent */
-    char domains[PL_DOMAINS_MAX][PL_DOMAIN_SIZE]; /* `domains` claim, lower-cased */
+    char user_id[PL_USER_ID_SIZE]; /* `sub` */
+    char name[PL_NAME_SIZE];       /* `name`, or `sub` when absent */
     size_t ndomains;
     int64_t exp_ms;
     bool guest;
+    /* Last, and only the first ndomains are ever read: a request that never authenticates
+     * a user need not clear these 4 KB (see pl_api_handle). */
+    char domains[PL_DOMAINS_MAX][PL_DOMAIN_SIZE]; /* `domains` claim, lower-cased */
 } pl_identity_t;
 
 /* Claims of a signaling token. */

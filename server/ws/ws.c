@@ -837,7 +837,7 @@ static void handle_message(session_t *s)
     /* A client message is a sign of life too. */
     s->last_seen_ms = pl_now_ms();
 
-    pl_call_t *call = calloc(1, sizeof *call);
+    pl_call_t *call = pl_call_new();
     if (!call) {
         send_error(s, "internal", "out of memory", ref);
         json_decref(msg); /* owns ref */
