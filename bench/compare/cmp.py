@@ -1,0 +1,285 @@
+#!/usr/bin/python3
+"""Helper of bench/compare.sh: small jobs that are awkward in bash.
+
+    cmp.py port                          a free TCP port on 127.0.0.1
+    cmp.py waitport PORT SECONDS         wait until 127.0.0.1:PORT accepts (exit 1 on timeout)
+    cmp.py secret                        a fresh random JWT secret (64 base64url characters)
+    cmp.py token SECRET SUB NAME         an HS256 user token for parleyd, valid 2 hours
+    cmp.py get FILE KEY[.KEY...]         one field of a parley-bench --json report
+    cmp.py record TSV NOTES WORKLOAD TARGET REP KIND FILE
+                                         check one raw result (KIND bench or wrk) and append
+                                         its figures to TSV and its errors to NOTES
+    cmp.py median TSV WORKLOAD TARGET METRIC
+                                         the median over the repetitions recorded so far
+    cmp.py table TSV NOTES META OUT_MD   print the markdown table of ratios and bars, save it
+
+Standard library only (runs on Debian's /usr/bin/python3).
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import socket
+import statistics
+import sys
+import time
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def cmd_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+
+
+def cmd_waitport(port, seconds):
+    deadline = time.monotonic() + float(seconds)
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", int(port)), timeout=0.5):
+                return 0
+        except OSError:
+            time.sleep(0.05)
+    return 1
+
+
+def cmd_secret():
+    print(b64url(secrets.token_bytes(48)))
+
+
+def cmd_token(secret, sub, name):
+    now = int(time.time())
+    head = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    body = b64url(json.dumps({"sub": sub, "name": name, "iat": now, "exp": now + 7200},
+                             separators=(",", ":")).encode())
+    sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    print(f"{head}.{body}.{b64url(sig)}")
+
+
+def load_report(path):
+    """The last line of the file that is a JSON object (parley-bench --json prints one)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [l for l in f.read().splitlines() if l.startswith("{")]
+    if not lines:
+        raise ValueError(f"{path}: no JSON report")
+    return json.loads(lines[-1])
+
+
+def cmd_get(path, key):
+    v = load_report(path)
+    for k in key.split("."):
+        v = v[k]
+    print(v)
+
+
+WRK_UNITS = {"": 1, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6}
+
+
+def parse_wrk(text):
+    m = re.search(r"^Requests/sec:\s+([0-9.]+)", text, re.M)
+    if not m:
+        raise ValueError("no 'Requests/sec:' line in wrk's output")
+    out = {"throughput": float(m.group(1))}
+    # --latency's distribution: "     99%    1.23ms"
+    for pct, val, unit in re.findall(r"^\s+(50|90|99)%\s+([0-9.]+)(us|ms|s)\s*$", text, re.M):
+        scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+        out[f"p{pct}"] = float(val) * scale
+    errors = {}
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if m:
+        for kind, n in zip(("connect", "read", "write", "timeout"), m.groups()):
+            if int(n):
+                errors[kind] = int(n)
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if m:
+        errors["non_2xx"] = int(m.group(1))
+    out["errors"] = sum(errors.values())
+    return out, errors
+
+
+def cmd_record(tsv, notes, workload, target, rep, kind, path):
+    if kind == "wrk":
+        with open(path, encoding="utf-8", errors="replace") as f:
+            figures, errors = parse_wrk(f.read())
+    else:
+        r = load_report(path)
+        figures = {k: v for k, v in r.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        for k, v in (r.get("latency_ms") or {}).items():
+            figures[k] = v
+        errors = r.get("errors_by_kind") or {}
+        if not r.get("ok") and not figures.get("opened"):
+            raise ValueError(f"{path}: nothing succeeded (errors {errors})")
+    with open(tsv, "a", encoding="utf-8") as f:
+        for k, v in sorted(figures.items()):
+            f.write(f"{workload}\t{target}\t{k}\t{rep}\t{v}\n")
+    if errors:
+        with open(notes, "a", encoding="utf-8") as f:
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted(errors.items()))
+            f.write(f"{workload} / {target} run {rep}: {sum(errors.values())} errors ({kinds})\n")
+
+
+def load_tsv(tsv):
+    data = {}
+    if os.path.exists(tsv):
+        with open(tsv, encoding="utf-8") as f:
+            for line in f:
+                w, t, m, _rep, v = line.rstrip("\n").split("\t")
+                data.setdefault((w, t, m), []).append(float(v))
+    return data
+
+
+def cmd_median(tsv, workload, target, metric):
+    vals = load_tsv(tsv).get((workload, target, metric))
+    if not vals:
+        return 1
+    print(f"{statistics.median(vals):.6g}")
+    return 0
+
+
+def fmt_num(v, unit=""):
+    if v is None:
+        return "—"
+    if unit == "ms":
+        return f"{v:.3f}"
+    if unit == "B":
+        return f"{v:,.0f}"
+    if unit == "cores":
+        return f"{v:.3f}"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
+def cell(vals, unit):
+    """median, and the spread [min–max] when there was more than one run."""
+    if not vals:
+        return "not run"
+    med = statistics.median(vals)
+    s = fmt_num(med, unit)
+    if len(vals) > 1:
+        s += f" [{fmt_num(min(vals), unit)}–{fmt_num(max(vals), unit)}]"
+    return s
+
+
+def ratio_text(kind, r, base_t):
+    if r is None:
+        return "—"
+    if kind == "mem/base":
+        return f"memory = {r:.2f}× {base_t}"
+    if kind == "base/mem":
+        return f"memory = 1/{r:.1f} of {base_t}"
+    return f"redis = {r:.2f}× memory"
+
+
+def med(vals):
+    return statistics.median(vals) if vals else None
+
+
+def cmd_table(tsv, notes, meta_path, out_md):
+    data = load_tsv(tsv)
+    with open(meta_path, encoding="utf-8") as f:
+        meta = json.load(f)
+
+    def vals(w, t, m):
+        return data.get((w, t, m), [])
+
+    rows = []
+
+    def row(workload, metric, unit, w, m, base_t=None, ratio=None, bar="", check=None):
+        """ratio: 'mem/base', 'base/mem', 'redis/mem' or None. check(ratio_or_value) -> bool."""
+        mv = vals(w, "memory", m)
+        rv = vals(w, "redis", m)
+        bv = vals(w, base_t, m) if base_t else []
+        mm, rm, bm = med(mv), med(rv), med(bv)
+        r = None
+        if ratio == "mem/base" and mm is not None and bm:
+            r = mm / bm
+        elif ratio == "base/mem" and bm is not None and mm:
+            r = bm / mm
+        elif ratio == "redis/mem" and rm is not None and mm:
+            r = rm / mm
+        subject = r if ratio else mm
+        if check is None:
+            verdict = ""
+        elif subject is None:
+            verdict = "not run"
+        else:
+            verdict = "pass" if check(subject) else "**FAIL**"
+        rows.append([workload, metric, cell(mv, unit), cell(rv, unit),
+                     (cell(bv, unit) + f" ({base_t})") if base_t else "—",
+                     ratio_text(ratio, r, base_t), bar, verdict])
+
+    relay_conns = meta.get("relay_conns")
+    row("relay", f"messages/s flat out ({relay_conns} sockets)", "", "relay", "throughput",
+        base_t="peerjs", ratio="mem/base", bar="≥ 10× PeerJS", check=lambda x: x >= 10)
+    peak_m = med(vals("relay", "memory", "throughput"))
+    half = f"{peak_m / 2:,.0f} msg/s" if peak_m else "peak/2"
+    row("relay", f"p99 ms at half of each server's peak (parleyd memory: {half})", "ms",
+        "relay-half", "p99", base_t="peerjs", bar="≤ 1 ms (memory)",
+        check=lambda x: x <= 1.0)
+    row("relay", "messages/s flat out, Redis vs memory engine", "", "relay", "throughput",
+        ratio="redis/mem", bar="≥ 0.5×", check=lambda x: x >= 0.5)
+    row("rest", f"requests/s flat out ({meta.get('rest_conns')} connections)", "", "rest",
+        "throughput", ratio="redis/mem", bar="≥ 0.5×", check=lambda x: x >= 0.5)
+    held = vals("idle", "memory", "opened")
+    held_s = f"{med(held):,.0f}" if held else "—"
+    row("idle", f"server bytes per held WebSocket ({held_s} of {meta.get('idle_conns'):,} held)",
+        "B", "idle", "bytes_per_conn", base_t="peerjs", ratio="base/mem",
+        bar="PeerJS/parleyd ≥ 8×", check=lambda x: x >= 8)
+    row("idle", "server bytes per held WebSocket, absolute", "B", "idle", "bytes_per_conn",
+        bar="≤ 4096 B (memory)", check=lambda x: x <= 4096)
+    wrk = f"wrk -t1 -c{meta.get('wrk_conns')}"
+    row("http", f"GET /healthz requests/s ({wrk}; nginx: return 200, 1 worker)", "", "healthz",
+        "throughput", base_t="nginx", ratio="mem/base", bar="≥ 1.0× nginx",
+        check=lambda x: x >= 1.0)
+    row("http", f"API: {meta.get('api_route')} requests/s ({wrk})", "", "api",
+        "throughput", base_t="nginx", ratio="mem/base", bar="≥ 0.7× nginx",
+        check=lambda x: x >= 0.7)
+    row("churn", (f"server CPU cores: {meta.get('churn_rooms'):,} rooms × "
+                  f"{meta.get('churn_members')} members, heartbeat every "
+                  f"{meta.get('churn_heartbeat')} s"), "cores", "churn", "server_cpu_cores",
+        bar="< 1 core (memory)", check=lambda x: x < 1)
+
+    head = ["workload", "metric", "parleyd memory", "parleyd redis", "baseline (PeerJS/nginx)",
+            "ratio", "bar", "pass/FAIL"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    extra = [
+        "",
+        f"Cells: median of {meta.get('repeat')} run(s) [min–max]; {meta.get('duration')} s "
+        f"per run; every server on this machine, in this run, one after the other "
+        f"({meta.get('machine')}).",
+    ]
+    if os.path.exists(notes) and os.path.getsize(notes):
+        with open(notes, encoding="utf-8") as f:
+            extra += ["", "Errors and notes:", ""] + [f"- {l.rstrip()}" for l in f if l.strip()]
+    text = "\n".join(lines + extra) + "\n"
+    with open(out_md, "w", encoding="utf-8") as f:
+        f.write(text)
+    sys.stdout.write(text)
+
+
+def main(argv):
+    cmds = {"port": (cmd_port, 0), "waitport": (cmd_waitport, 2), "secret": (cmd_secret, 0),
+            "token": (cmd_token, 3), "get": (cmd_get, 2), "record": (cmd_record, 7),
+            "median": (cmd_median, 4), "table": (cmd_table, 4)}
+    if len(argv) < 2 or argv[1] not in cmds or len(argv) - 2 != cmds[argv[1]][1]:
+        sys.stderr.write(__doc__)
+        return 2
+    try:
+        rc = cmds[argv[1]][0](*argv[2:])
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+        sys.stderr.write(f"cmp.py {argv[1]}: {e}\n")
+        return 1
+    return rc or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
