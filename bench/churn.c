@@ -75,7 +75,13 @@ static struct {
     unsigned n_slots;    /* initialised (stop() and cleanup() touch only those) */
     slot_t **free_slots; /* stack */
     unsigned n_free;
-    member_t *q_head, *q_tail;
+    /* Two FIFOs: 0 for the members' running work (heartbeats, leaves, rejoins), 1 for
+     * setup's creates and joins. Running work goes first, so that the heartbeats due
+     * while setup runs neither wait behind it (members would expire) nor pile up into a
+     * burst at the start of the steady phase. */
+    struct {
+        member_t *head, *tail;
+    } q[2];
     unsigned inflight;
     uv_timer_t tick;
     bool tick_init;
@@ -152,25 +158,32 @@ static void postpone_hard_stop(uint64_t ms)
 /* ----------------------------------------------------------------------------------- */
 /* The wait queue and the connection pool */
 
+static bool queued(void)
+{
+    return c.q[0].head || c.q[1].head;
+}
+
 static void enqueue(member_t *m, int op)
 {
+    int qi = op == OP_CREATE || op == OP_JOIN;
     m->op = (uint8_t)op;
     m->busy = true;
     m->next = NULL;
-    if (c.q_tail)
-        c.q_tail->next = m;
+    if (c.q[qi].tail)
+        c.q[qi].tail->next = m;
     else
-        c.q_head = m;
-    c.q_tail = m;
+        c.q[qi].head = m;
+    c.q[qi].tail = m;
 }
 
 static member_t *dequeue(void)
 {
-    member_t *m = c.q_head;
+    int qi = c.q[0].head ? 0 : 1;
+    member_t *m = c.q[qi].head;
     if (m) {
-        c.q_head = m->next;
-        if (!c.q_head)
-            c.q_tail = NULL;
+        c.q[qi].head = m->next;
+        if (!c.q[qi].head)
+            c.q[qi].tail = NULL;
         m->next = NULL;
     }
     return m;
@@ -248,7 +261,7 @@ static bool send_one(slot_t *s, member_t *m)
 
 static void dispatch(void)
 {
-    while (c.n_free > 0 && c.q_head) {
+    while (c.n_free > 0 && queued()) {
         member_t *m = dequeue();
         if (!may_send(m->op)) {
             drop(m);
@@ -280,8 +293,7 @@ static void settle(member_t *m, bool live)
  * measured nothing. */
 static void abort_run(const char *why)
 {
-    if (!pb.o.quiet)
-        fprintf(stderr, "parley-bench: churn: %s\n", why);
+    fprintf(stderr, "parley-bench: churn: %s\n", why);
     c.setup_aborted = true;
     pb.issued = pb.completed = pb.ok = 0;
     pb_hist_init(&pb.hist);
@@ -474,7 +486,7 @@ static void on_response(pb_conn_t *conn, int err, int status, const char *body, 
         enqueue(m, OP_HEARTBEAT);
     }
     dispatch();
-    if (c.steady && c.inflight == 0 && !c.q_head && !pb_may_issue())
+    if (c.steady && c.inflight == 0 && !queued() && !pb_may_issue())
         pb_finish(); /* the deadline passed and the last answer is in */
 }
 
@@ -560,7 +572,7 @@ static void on_tick(uv_timer_t *t)
             schedule_churn(now);
     }
     dispatch();
-    if (c.steady && c.inflight == 0 && !c.q_head && !pb_may_issue())
+    if (c.steady && c.inflight == 0 && !queued() && !pb_may_issue())
         pb_finish();
 }
 
