@@ -312,11 +312,12 @@ static void stop(void)
     pb_wsc_shutdown(); /* every socket, without callbacks */
 }
 
+static const char *const phase_names[] = {"setup", "opening", "settling", "holding", "done"};
+
 static void progress(char *buf, size_t n)
 {
-    static const char *const names[] = {"setup", "opening", "settling", "holding", "done"};
-    snprintf(buf, n, "%s  open %u/%u  connecting %u  failed %u", names[d.phase], d.opened, d.n,
-             d.connecting, d.failed);
+    snprintf(buf, n, "%s  open %u/%u  connecting %u  failed %u", phase_names[d.phase], d.opened,
+             d.n, d.connecting, d.failed);
 }
 
 static json_t *bytes_or_null(long long v)
@@ -362,10 +363,12 @@ static void mib(const char *label, long long v)
 
 static void text(json_t *rep)
 {
-    printf("sockets     opened %u failed %u closed early %u (of %u), opening %.3f s, held "
-           "%.1f s\n",
-           d.opened, d.failed, d.closed_early, d.n, json_real_value(json_object_get(rep, "open_s")),
-           pb.o.hold_s);
+    printf("sockets     opened %u failed %u closed early %u (of %u), opening %.3f s, ", d.opened,
+           d.failed, d.closed_early, d.n, json_real_value(json_object_get(rep, "open_s")));
+    if (d.phase == PH_DONE)
+        printf("held %.1f s\n", pb.o.hold_s);
+    else
+        printf("ended while %s\n", phase_names[d.phase]);
     printf("server MiB ");
     mib("start", d.rss_start);
     mib("setup", d.rss_setup);
