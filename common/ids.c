@@ -10,9 +10,8 @@ static const char b64url_alphabet[] =
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-int pl_random_bytes(void *buf, size_t n)
+static int fill_from_kernel(unsigned char *p, size_t n)
 {
-    unsigned char *p = buf;
     while (n > 0) {
         ssize_t r = getrandom(p, n, 0);
         if (r < 0) {
@@ -23,6 +22,35 @@ int pl_random_bytes(void *buf, size_t n)
         p += r;
         n -= (size_t)r;
     }
+    return 0;
+}
+
+/* Small requests (ids: 16 bytes each, one per envelope) are served from a per-thread pool
+ * refilled 512 bytes at a time: a getrandom() system call per envelope was a measurable part
+ * of relaying one. The bytes are the kernel's CSPRNG output all the same; each is wiped from
+ * the pool as it is handed out, so a later memory disclosure cannot reveal ids already made.
+ * parleyd does not fork; a process that forks must not share a pool with its child. */
+#define POOL_SIZE  512
+#define POOL_SMALL 64
+
+static __thread unsigned char pool[POOL_SIZE];
+static __thread size_t pool_left;
+
+int pl_random_bytes(void *buf, size_t n)
+{
+    unsigned char *p = buf;
+    if (n > POOL_SMALL)
+        return fill_from_kernel(p, n);
+    if (pool_left < n) {
+        int rc = fill_from_kernel(pool, POOL_SIZE);
+        if (rc)
+            return rc;
+        pool_left = POOL_SIZE;
+    }
+    unsigned char *src = pool + (POOL_SIZE - pool_left);
+    memcpy(p, src, n);
+    explicit_bzero(src, n);
+    pool_left -= n;
     return 0;
 }
 
