@@ -146,6 +146,17 @@ json_t *api_ice_servers(pl_app_t *app, const char *user_id, int64_t now_ms);
 json_t *api_envelope_new(pl_env_type_t type, const char *room_id, const char *from, const char *to,
                          int64_t ts, char *id_out);
 /* Serializes env_json and pushes it; cb as the store's. Steals env_json. */
+/* The start of an envelope's text, {"type":..,"id":..,"roomId":..,"from":..,"to":..,"ts":..
+ * without the closing brace, in the key order api_envelope_new gives. Ids are base64url (no
+ * escaping needed); from/to may be NULL (null). Returns 0 or PL_ENOMEM. */
+int api_envelope_head(pl_buf_t *b, pl_env_type_t type, const char *id, const char *room_id,
+                      const char *from, const char *to, int64_t ts);
+/* Appends the compact JSON of v (any value). Returns 0 or PL_ENOMEM. */
+int api_dump_value(pl_buf_t *b, const json_t *v);
+/* api_push for an envelope already serialized (text, len bytes). */
+int api_push_text(pl_app_t *app, const char *room_id, const char *from, const char *to,
+                  pl_env_type_t type, const char *text, size_t len, const char *id,
+                  pl_store_status_cb cb, void *ud);
 int api_push(pl_app_t *app, const char *room_id, const char *from, const char *to,
              pl_env_type_t type, json_t *env_json, const char *id, pl_store_status_cb cb, void *ud);
 /* Sends `peer-left` for member to every peer in remaining (fire and forget). */

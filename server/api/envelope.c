@@ -95,6 +95,51 @@ json_t *api_envelope_new(pl_env_type_t type, const char *room_id, const char *fr
                      to ? json_string(to) : json_null(), "ts", (json_int_t)ts);
 }
 
+int api_envelope_head(pl_buf_t *b, pl_env_type_t type, const char *id, const char *room_id,
+                      const char *from, const char *to, int64_t ts)
+{
+    char num[32];
+    snprintf(num, sizeof num, "%lld", (long long)ts);
+    int rc = pl_buf_appends(b, "{\"type\":\"") || pl_buf_appends(b, pl_env_type_name(type)) ||
+             pl_buf_appends(b, "\",\"id\":\"") || pl_buf_appends(b, id) ||
+             pl_buf_appends(b, "\",\"roomId\":\"") || pl_buf_appends(b, room_id) ||
+             pl_buf_appends(b, "\",\"from\":");
+    if (!rc)
+        rc = from ? pl_buf_appends(b, "\"") || pl_buf_appends(b, from) || pl_buf_appends(b, "\"")
+                  : pl_buf_appends(b, "null");
+    if (!rc)
+        rc = pl_buf_appends(b, ",\"to\":");
+    if (!rc)
+        rc = to ? pl_buf_appends(b, "\"") || pl_buf_appends(b, to) || pl_buf_appends(b, "\"")
+                : pl_buf_appends(b, "null");
+    if (!rc)
+        rc = pl_buf_appends(b, ",\"ts\":") || pl_buf_appends(b, num);
+    return rc ? PL_ENOMEM : 0;
+}
+
+int api_dump_value(pl_buf_t *b, const json_t *v)
+{
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!text)
+        return PL_ENOMEM;
+    int rc = pl_buf_appends(b, text);
+    free(text);
+    return rc ? PL_ENOMEM : 0;
+}
+
+int api_push_text(pl_app_t *app, const char *room_id, const char *from, const char *to,
+                  pl_env_type_t type, const char *text, size_t len, const char *id,
+                  pl_store_status_cb cb, void *ud)
+{
+    pl_envelope_t env = {.type = type, .json = text, .json_len = len};
+    memcpy(env.id, id, PL_ID_SIZE);
+    size_t fl = from ? strlen(from) : 0;
+    if (fl >= sizeof env.from)
+        return PL_EINVAL;
+    memcpy(env.from, from ? from : "", fl + 1);
+    return app->store->push(app->store, room_id, from, to, &env, cb, ud);
+}
+
 int api_push(pl_app_t *app, const char *room_id, const char *from, const char *to,
              pl_env_type_t type, json_t *env_json, const char *id, pl_store_status_cb cb, void *ud)
 {
@@ -102,10 +147,7 @@ int api_push(pl_app_t *app, const char *room_id, const char *from, const char *t
     json_decref(env_json);
     if (!text)
         return PL_ENOMEM;
-    pl_envelope_t env = {.type = type, .json = text, .json_len = strlen(text)};
-    snprintf(env.id, sizeof env.id, "%s", id);
-    snprintf(env.from, sizeof env.from, "%s", from ? from : "");
-    int rc = app->store->push(app->store, room_id, from, to, &env, cb, ud);
+    int rc = api_push_text(app, room_id, from, to, type, text, strlen(text), id, cb, ud);
     free(text);
     return rc;
 }
