@@ -67,6 +67,20 @@ static inline uint64_t needs_escape(uint64_t x)
     return (((x - ONES * 0x20) & ~x) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS;
 }
 
+/* The index of the first byte flagged in a needs_* mask. A borrow in those subtractions
+ * only ever runs from a lower byte into higher ones, so the lowest flagged byte is always a
+ * true hit even where higher ones may not be. That holds for the little-endian loads used
+ * here; elsewhere the caller simply walks the word byte by byte. */
+static inline size_t first_flagged(uint64_t m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (size_t)__builtin_ctzll(m) >> 3;
+#else
+    (void)m;
+    return 0;
+#endif
+}
+
 static inline int is_ws(unsigned char c)
 {
     return c == ' ' || c == '\n' || c == '\r' || c == '\t';
@@ -258,8 +272,16 @@ static const unsigned char *scan_string(parser_t *ps, const unsigned char *p, sc
     *has_nul = 0;
 
     for (;;) {
-        while ((size_t)(end - p) >= 8 && !needs_attention(load64(p)))
-            p += 8;
+        /* Skip whole words of plain bytes, then straight to the first byte that needs a
+         * look (see first_flagged). */
+        if ((size_t)(end - p) >= 8) {
+            uint64_t m = needs_attention(load64(p));
+            if (!m) {
+                p += 8;
+                continue;
+            }
+            p += first_flagged(m);
+        }
         if (UNLIKELY(p >= end)) {
             fail(ps, end, tok, json_error_premature_end_of_input, "premature end of input");
             return NULL;
@@ -786,7 +808,9 @@ member:
         if (!p)
             goto error;
         key_end = p;
-        if (nul || memchr(key, '\0', key_len)) {
+        /* A raw NUL never gets this far (control characters are refused), so only a
+         * decoded \u0000 can put one in a key. */
+        if (nul) {
             fail(&ps, p, NULL, json_error_null_byte_in_key, "NUL byte in object key not supported");
             goto error;
         }
@@ -957,10 +981,19 @@ static int dump_string(out_t *o, const char *str, size_t len)
         return PL_ENOMEM;
     *o->w++ = '"';
     for (;;) {
-        while ((size_t)(end - p) >= 8 && !needs_escape(load64(p)))
-            p += 8;
-        while (p < end && *p >= 0x20 && *p != '"' && *p != '\\')
+        for (;;) {
+            if ((size_t)(end - p) >= 8) {
+                uint64_t m = needs_escape(load64(p));
+                if (!m) {
+                    p += 8;
+                    continue;
+                }
+                p += first_flagged(m);
+            }
+            if (p == end || *p < 0x20 || *p == '"' || *p == '\\')
+                break;
             p++;
+        }
         size_t n = (size_t)(p - run);
         /* Room for the run, the escape (6 bytes at most) and the closing quote. */
         if (out_need(o, n + 7 + (size_t)(end - p)))
