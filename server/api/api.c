@@ -1,6 +1,7 @@
 /* Request dispatch and the helpers every handler uses: CORS, routing, JSON bodies, auth,
  * rate limits, and answering. */
 #include "api/api.h"
+#include "common/json.h"
 #include "ws/ws.h"
 
 #include "common/error.h"
@@ -230,18 +231,21 @@ void api_json(pl_call_t *call, int status, json_t *body)
         call_finish(call);
         return;
     }
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    pl_buf_t text;
+    pl_buf_init(&text);
+    bool ok = body && pl_json_dump(&text, body) == 0;
     if (body)
         json_decref(body);
     call_finish(call);
-    if (!text) {
+    if (!ok) {
         static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of "
                                   "memory\"}}";
         pl_http_respond(req, 500, "application/json", oom, sizeof oom - 1);
+        pl_buf_free(&text);
         return;
     }
-    pl_http_respond(req, status, "application/json", text, strlen(text));
-    free(text);
+    pl_http_respond(req, status, "application/json", text.data, text.len);
+    pl_buf_free(&text);
 }
 
 void api_error(pl_call_t *call, int status, const char *code, const char *fmt, ...)
@@ -379,8 +383,8 @@ bool api_parse_body(pl_call_t *call)
     json_error_t err;
     /* Duplicate keys make a body mean two things; NUL in strings never means anything good
      * (jansson refuses \u0000 unless asked). */
-    json_t *j = json_loadb(req->body.data ? req->body.data : "", req->body.len,
-                           JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    json_t *j = pl_json_loadb(req->body.data ? req->body.data : "", req->body.len,
+                              JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
     if (!j) {
         api_error(call, 400, "invalid_json", "invalid JSON at line %d column %d: %s", err.line,
                   err.column, err.text);

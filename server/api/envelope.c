@@ -1,5 +1,6 @@
 /* JSON shapes shared by the handlers: RoomMetadata, peers, ICE servers and envelopes. */
 #include "api/api.h"
+#include "common/json.h"
 
 #include "common/error.h"
 #include "common/ids.h"
@@ -119,12 +120,7 @@ int api_envelope_head(pl_buf_t *b, pl_env_type_t type, const char *id, const cha
 
 int api_dump_value(pl_buf_t *b, const json_t *v)
 {
-    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!text)
-        return PL_ENOMEM;
-    int rc = pl_buf_appends(b, text);
-    free(text);
-    return rc ? PL_ENOMEM : 0;
+    return pl_json_dump(b, v) == 0 ? 0 : PL_ENOMEM;
 }
 
 int api_push_text(pl_app_t *app, const char *room_id, const char *from, const char *to,
@@ -143,12 +139,13 @@ int api_push_text(pl_app_t *app, const char *room_id, const char *from, const ch
 int api_push(pl_app_t *app, const char *room_id, const char *from, const char *to,
              pl_env_type_t type, json_t *env_json, const char *id, pl_store_status_cb cb, void *ud)
 {
-    char *text = json_dumps(env_json, JSON_COMPACT);
+    pl_buf_t text;
+    pl_buf_init(&text);
+    int rc = pl_json_dump(&text, env_json) == 0 ? 0 : PL_ENOMEM;
     json_decref(env_json);
-    if (!text)
-        return PL_ENOMEM;
-    int rc = api_push_text(app, room_id, from, to, type, text, strlen(text), id, cb, ud);
-    free(text);
+    if (!rc)
+        rc = api_push_text(app, room_id, from, to, type, text.data, text.len, id, cb, ud);
+    pl_buf_free(&text);
     return rc;
 }
 

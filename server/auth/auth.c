@@ -12,6 +12,7 @@
  * Signaling tokens are HS256 JWTs under a key only the server holds, with a `typ` user
  * tokens never carry; they are minted and checked with OpenSSL's HMAC directly. */
 #include "auth/auth.h"
+#include "common/json.h"
 
 #include "common/clock.h"
 #include "common/error.h"
@@ -677,7 +678,8 @@ static int check_user_claims(const pl_auth_t *a, const json_t *claims, int64_t n
 long pl_auth_sign_signaling(pl_auth_t *a, const pl_sigtoken_t *c, char *out, size_t cap)
 {
     json_t *claims = NULL;
-    char *payload = NULL;
+    pl_buf_t payload;
+    pl_buf_init(&payload);
     unsigned char mac[HS256_LEN];
     long rc = PL_EINVAL;
 
@@ -698,13 +700,12 @@ long pl_auth_sign_signaling(pl_auth_t *a, const pl_sigtoken_t *c, char *out, siz
         rc = PL_ENOMEM;
         goto done;
     }
-    payload = json_dumps(claims, JSON_COMPACT);
-    if (!payload) {
+    if (pl_json_dump(&payload, claims) != 0) {
         rc = PL_ENOMEM;
         goto done;
     }
     /* header.payload.mac and a NUL; base64url without padding takes ceil(4n/3) characters. */
-    size_t plen = strlen(payload);
+    size_t plen = payload.len;
     size_t need = a->sig_header_len + 1 + (plen * 4 + 2) / 3 + 1 + (HS256_LEN * 4 + 2) / 3 + 1;
     if (need > PL_TOKEN_MAX + 1 || cap < need) {
         rc = PL_ELIMIT;
@@ -715,7 +716,7 @@ long pl_auth_sign_signaling(pl_auth_t *a, const pl_sigtoken_t *c, char *out, siz
     memcpy(out, a->sig_header, a->sig_header_len);
     pos += a->sig_header_len;
     out[pos++] = '.';
-    long n = pl_b64url_encode(payload, plen, out + pos, cap - pos);
+    long n = pl_b64url_encode(payload.data, plen, out + pos, cap - pos);
     if (n < 0)
         goto done;
     pos += (size_t)n;
@@ -732,7 +733,7 @@ done:
     if (rc < 0 && cap)
         out[0] = '\0';
     OPENSSL_cleanse(mac, sizeof mac);
-    free(payload);
+    pl_buf_free(&payload);
     json_decref(claims);
     return rc;
 }
@@ -834,7 +835,7 @@ static json_t *jws_json(const char *seg, size_t len)
         return NULL;
     long n = pl_b64url_decode(seg, len, buf, cap);
     if (n > 0) {
-        v = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+        v = pl_json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
         if (v && !json_is_object(v)) {
             json_decref(v);
             v = NULL;

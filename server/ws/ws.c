@@ -11,6 +11,7 @@
  * than PARLEY_WS_STALL_TIMEOUT is closed with 1013. So a slow consumer costs at most its
  * queue, whatever the senders do. */
 #include "ws/ws.h"
+#include "common/json.h"
 
 #include "common/error.h"
 #include "common/log.h"
@@ -692,12 +693,12 @@ static bool session_enqueue(session_t *s, const char *text, size_t len)
 
 static void session_send_json(session_t *s, json_t *msg)
 {
-    char *text = json_dumps(msg, JSON_COMPACT);
+    pl_buf_t text;
+    pl_buf_init(&text);
+    if (pl_json_dump(&text, msg) == 0)
+        session_enqueue(s, text.data, text.len);
     json_decref(msg);
-    if (text) {
-        session_enqueue(s, text, strlen(text));
-        free(text);
-    }
+    pl_buf_free(&text);
 }
 
 static bool queue_full(const session_t *s)
@@ -782,8 +783,8 @@ static void handle_message(session_t *s)
         return;
     }
     json_error_t err;
-    json_t *msg = json_loadb(s->rx.data ? s->rx.data : "", s->rx.len,
-                             JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    json_t *msg = pl_json_loadb(s->rx.data ? s->rx.data : "", s->rx.len,
+                                JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
     if (!msg) {
         char m[200];
         snprintf(m, sizeof m, "invalid JSON at column %d: %s", err.column, err.text);
