@@ -50,7 +50,7 @@ usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; }
 
 QUICK=0 BUILD=1 DURATION="" REPEAT="" IDLE_CONNS="" CHURN_ROOMS="" CHURN_DURATION=""
 RELAY_CONNS=16 REST_CONNS=16 WRK_CONNS=50 ONLY="$ALL_WORKLOADS" OUT="" BUILD_DIR=""
-CHURN_MEMBERS=10 CHURN_HEARTBEAT=30
+CHURN_MEMBERS=10 CHURN_HEARTBEAT=30 IDLE_HOLD=5
 
 die_usage() { echo "compare.sh: $*" >&2; echo "try: bench/compare.sh --help" >&2; exit 2; }
 need_int() { # name value min
@@ -286,7 +286,8 @@ start_redis() { # sets REDIS_PORT
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
     --daemonize no --protected-mode yes --dir "$OUT/run" \
     >>"$OUT/logs/redis-$REDIS_PORT.log" 2>&1 &
-  PIDS+=($!)
+  REDIS_PID=$!
+  PIDS+=("$REDIS_PID")
   waitport "$REDIS_PORT" 15 || { say "redis-server did not start (logs/redis-$REDIS_PORT.log)"; return 1; }
 }
 
@@ -295,6 +296,7 @@ start_parleyd() {
   local engine="$1" port store=memory pid
   if [ "$engine" = redis ]; then
     start_redis || return 1
+    REDIS_PID_redis="$REDIS_PID"
     store="redis://127.0.0.1:$REDIS_PORT"
   fi
   port="$(freeport)"
@@ -361,7 +363,8 @@ EOF
   step 30 "$OUT/logs/nginx-t.log" "$OUT/logs/nginx-t.err" "$NGINX" -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" ||
     { say "nginx -t failed (logs/nginx-t.err)"; return 1; }
   "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >>"$OUT/logs/nginx.log" 2>&1 &
-  PIDS+=($!)
+  NG_PID=$!
+  PIDS+=("$NG_PID")
   waitport "$port" 15 || { say "nginx did not start ($dir/error.log)"; return 1; }
   NG_URL="http://127.0.0.1:$port"
 }
@@ -376,13 +379,43 @@ fail_workload() { # workload why
   FAILED+=("$1")
 }
 
+# The processes whose CPU time is read around a run: the server under test (nginx: its
+# worker), and for the Redis engine its redis-server apart.
+srv_pids() {
+  case "$1" in
+    memory|redis) pd_pid "$1" ;;
+    peerjs) printf '%s' "$PJ_PID" ;;
+    nginx) pgrep -P "$NG_PID" | tr '\n' ' ' ;;
+  esac
+}
+side_pids() { if [ "$1" = redis ]; then printf '%s' "$REDIS_PID_redis"; fi; }
+TIME=()
+if [ -x /usr/bin/time ]; then TIME=(/usr/bin/time -f '%U %S %e' -o); fi
+
+# measured WORKLOAD TARGET REP SECONDS OUTFILE CMD...: CMD bounded by SECONDS, with the
+# server's CPU time (and the client's, through /usr/bin/time) read around it and recorded
+# as srv_cores, side_cores, client_cores (CPU seconds per second of the run's wall time).
+measured() {
+  local w="$1" t="$2" rep="$3" secs="$4" f="$5" before rc=0 tf
+  shift 5
+  tf="${f%.*}.time"
+  local -a srv side timecmd=()
+  read -r -a srv <<<"$(srv_pids "$t")"
+  read -r -a side <<<"$(side_pids "$t")"
+  if [ "${#TIME[@]}" -gt 0 ]; then timecmd=("${TIME[@]}" "$tf"); fi
+  before="$("$PY" "$CMP" cpu "${srv[@]}" -- "${side[@]}")"
+  step "$secs" "$f" "${f%.*}.err" "${timecmd[@]}" "$@" || rc=$?
+  "$PY" "$CMP" cpurecord "$RESULTS" "$w" "$t" "$rep" "$before" "$tf" "${srv[@]}" -- "${side[@]}" || true
+  return "$rc"
+}
+
 # bench_run WORKLOAD TARGET REP SECONDS SCENARIO ARGS...: one parley-bench run, recorded
 bench_run() {
   local w="$1" t="$2" rep="$3" secs="$4" scen="$5" f
   shift 5
   f="$OUT/raw/$w-$t-$rep.json"
   say "$w: $t, run $rep/$REPEAT"
-  if ! step "$secs" "$f" "${f%.json}.err" "$BENCH" "$scen" --json --quiet "$@"; then
+  if ! measured "$w" "$t" "$rep" "$secs" "$f" "$BENCH" "$scen" --json --quiet "$@"; then
     if [ ! -s "$f" ]; then
       say "parley-bench $scen ($t) failed: $(tail -3 "${f%.json}.err" | tr '\n' ' ')"
       return 1
@@ -395,7 +428,7 @@ wrk_run() { # WORKLOAD TARGET REP URL
   local w="$1" t="$2" rep="$3" url="$4" f
   f="$OUT/raw/$w-$t-$rep.wrk.txt"
   say "$w: $t, run $rep/$REPEAT: wrk $url"
-  step $((DURATION + 30)) "$f" "${f%.txt}.err" wrk -t1 -c"$WRK_CONNS" -d"${DURATION}s" \
+  measured "$w" "$t" "$rep" $((DURATION + 30)) "$f" wrk -t1 -c"$WRK_CONNS" -d"${DURATION}s" \
     --timeout 5s --latency "$url" || { say "wrk failed: $(tail -3 "${f%.txt}.err")"; return 1; }
   "$PY" "$CMP" record "$RESULTS" "$NOTES" "$w" "$t" "$rep" wrk "$f"
 }
@@ -418,28 +451,50 @@ workload_rest() {
   done
 }
 
-workload_http() {
-  local rep e room token ROOM_memory="" ROOM_redis=""
-  start_parleyd memory && start_parleyd redis && start_nginx || return 1
-  # The API route: GET /signaling/rooms/{roomId} of a public room made first (no auth, one
-  # store read, a small JSON body: the cheapest route that reads state).
-  token="$("$PY" "$CMP" token "$SECRET" compare-room "compare room")"
-  for e in memory redis; do
-    curl -sf -m 5 -X POST "$(pd_url "$e")/signaling/create-room" -H "Authorization: Bearer $token" \
+# The API route: GET /signaling/rooms/{roomId} of a public room made first (no auth, one
+# store read, a small JSON body: the cheapest route that reads state). Its creator is its
+# only member and expires without heartbeats (PARLEY_MEMBER_TTL, 90 s), taking the room
+# with it: api_room ENGINE creates the room or heartbeats it, and checks the route answers.
+api_room() {
+  local e="$1" url sig f="$OUT/raw/api-room-$1.json" v
+  url="$(pd_url "$e")"
+  v="SIG_$e"
+  if [ -z "${!v:-}" ]; then
+    curl -sf -m 5 -X POST "$url/signaling/create-room" -H "Authorization: Bearer $API_TOKEN" \
       -H 'Content-Type: application/json' -d '{"isPublic":true,"customName":"compare"}' \
-      >"$OUT/raw/api-room-$e.json" || { say "create-room on parleyd ($e) failed"; return 1; }
-    room="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["roomId"])' "$OUT/raw/api-room-$e.json")"
-    printf -v "ROOM_$e" '%s' "$room"
-    curl -sf -m 5 "$(pd_url "$e")/signaling/rooms/$room" >/dev/null ||
-      { say "GET /signaling/rooms/$room on parleyd ($e) failed"; return 1; }
-  done
+      >"$f" || { say "create-room on parleyd ($e) failed"; return 1; }
+    printf -v "ROOM_$e" '%s' "$("$PY" "$CMP" get "$f" roomId)"
+  else
+    v="ROOM_$e"
+    curl -sf -m 5 -X POST "$url/signaling/heartbeat" -H "Authorization: Bearer $(sig_of "$e")" \
+      -H 'Content-Type: application/json' -d "{\"roomId\":\"${!v}\"}" >"$f" ||
+      { say "heartbeat on parleyd ($e) failed"; return 1; }
+  fi
+  sig="$("$PY" "$CMP" get "$f" signalingToken)" || return 1
+  printf -v "SIG_$e" '%s' "$sig"
+  v="ROOM_$e"
+  curl -sf -m 5 "$url/signaling/rooms/${!v}" >/dev/null ||
+    { say "GET /signaling/rooms/${!v} on parleyd ($e) failed"; return 1; }
+}
+sig_of() { local v="SIG_$1"; printf '%s' "${!v}"; }
+room_of() { local v="ROOM_$1"; printf '%s' "${!v}"; }
+
+workload_http() {
+  local rep e
+  # shellcheck disable=SC2034  # set and read by name in api_room (ROOM_$e, SIG_$e)
+  local ROOM_memory="" ROOM_redis="" SIG_memory="" SIG_redis=""
+  API_TOKEN="$("$PY" "$CMP" token "$SECRET" compare-room "compare room")"
+  start_parleyd memory && start_parleyd redis && start_nginx || return 1
   for ((rep = 1; rep <= REPEAT; rep++)); do
-    wrk_run healthz memory "$rep" "$(pd_url memory)/healthz" || return 1
-    wrk_run healthz redis "$rep" "$(pd_url redis)/healthz" || return 1
+    for e in memory redis; do
+      wrk_run healthz "$e" "$rep" "$(pd_url "$e")/healthz" || return 1
+    done
     wrk_run healthz nginx "$rep" "$NG_URL/healthz" || return 1
-    wrk_run api memory "$rep" "$(pd_url memory)/signaling/rooms/$ROOM_memory" || return 1
-    wrk_run api redis "$rep" "$(pd_url redis)/signaling/rooms/$ROOM_redis" || return 1
-    wrk_run api nginx "$rep" "$NG_URL/signaling/rooms/$ROOM_memory" || return 1
+    for e in memory redis; do
+      api_room "$e" || return 1
+      wrk_run api "$e" "$rep" "$(pd_url "$e")/signaling/rooms/$(room_of "$e")" || return 1
+    done
+    wrk_run api nginx "$rep" "$NG_URL/signaling/rooms/$(room_of memory)" || return 1
   done
 }
 
@@ -470,26 +525,29 @@ workload_relay() {
 }
 
 workload_idle() {
-  local rep e secs=$((IDLE_CONNS / 100 + DURATION + 120))
+  # --duration bounds parley-bench's whole idle run (setup, opening, settling, holding).
+  local rep e run_s=$((IDLE_CONNS / 100 + 60)) secs
+  secs=$((run_s + 60))
   # A fresh server per run: the memory a held socket costs, not what earlier runs left.
   for ((rep = 1; rep <= REPEAT; rep++)); do
     for e in memory redis; do
       start_parleyd "$e" || return 1
       bench_run idle "$e" "$rep" "$secs" idle --url "$(pd_url "$e")" --secret "$SECRET" \
-        --connections "$IDLE_CONNS" --server-pid "$(pd_pid "$e")" --duration $((secs - 30)) || return 1
+        --connections "$IDLE_CONNS" --server-pid "$(pd_pid "$e")" --duration "$run_s" --hold "$IDLE_HOLD" || return 1
       stop_all
     done
     start_peerjs || return 1
     bench_run idle peerjs "$rep" "$secs" idle --target peerjs --key peerjs --url "$PJ_URL" \
-      --connections "$IDLE_CONNS" --server-pid "$PJ_PID" --duration $((secs - 30)) || return 1
+      --connections "$IDLE_CONNS" --server-pid "$PJ_PID" --duration "$run_s" --hold "$IDLE_HOLD" || return 1
     stop_all
   done
 }
 
 workload_churn() {
   local rep e members=$((CHURN_ROOMS * CHURN_MEMBERS))
-  # Joining every member takes a while before the measured CHURN_DURATION starts.
-  local secs=$((members / 500 + CHURN_DURATION + 120))
+  # Every member joins before the measured CHURN_DURATION starts; parley-bench caps that
+  # setup at 30 s + 2 ms a member, which this bound leaves room for.
+  local secs=$((60 + members * 2 / 1000 + CHURN_DURATION + 60))
   for ((rep = 1; rep <= REPEAT; rep++)); do
     for e in memory redis; do
       start_parleyd "$e" || return 1

@@ -12,6 +12,12 @@
     cmp.py median TSV WORKLOAD TARGET METRIC
                                          the median over the repetitions recorded so far
     cmp.py table TSV NOTES META OUT_MD   print the markdown table of ratios and bars, save it
+    cmp.py cpu PID... -- PID...          CPU seconds of the servers and of the side processes
+                                         (redis-server), and the monotonic clock
+    cmp.py cpurecord TSV WORKLOAD TARGET REP BEFORE TIMEFILE PID... -- PID...
+                                         record the CPU cores busy since BEFORE (cmp.py cpu's
+                                         line): srv_cores, side_cores, and client_cores from
+                                         /usr/bin/time -f '%U %S %e' output
 
 Standard library only (runs on Debian's /usr/bin/python3).
 """
@@ -62,6 +68,68 @@ def cmd_token(secret, sub, name):
     print(f"{head}.{body}.{b64url(sig)}")
 
 
+def proc_cpu(pids):
+    """User + system CPU seconds of these processes (all their threads), 0 for a gone one."""
+    hz = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / hz
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def machine_busy():
+    """CPU seconds all CPUs spent busy since boot (/proc/stat: all but idle and iowait)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat", encoding="ascii") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is inside user already)
+    return (sum(v[:8]) - v[3] - v[4]) / hz
+
+
+def split_pids(args):
+    i = args.index("--") if "--" in args else len(args)
+    return [a for a in args[:i] if a], [a for a in args[i + 1:] if a]
+
+
+def cmd_cpu(*args):
+    srv, side = split_pids(list(args))
+    print(f"{proc_cpu(srv)} {proc_cpu(side)} {machine_busy()} {time.monotonic()}")
+
+
+def cmd_cpurecord(tsv, workload, target, rep, before, timefile, *args):
+    srv, side = split_pids(list(args))
+    srv0, side0, busy0, t0 = (float(x) for x in before.split())
+    busy = machine_busy() - busy0
+    wall = time.monotonic() - t0
+    if wall <= 0:
+        return 1
+    figures = {"srv_cores": (proc_cpu(srv) - srv0) / wall}
+    ours = figures["srv_cores"]
+    if side:
+        figures["side_cores"] = (proc_cpu(side) - side0) / wall
+        ours += figures["side_cores"]
+    try:
+        with open(timefile, encoding="ascii") as f:
+            u, s_, e = (float(x) for x in f.read().split()[-3:])
+        if e > 0:
+            figures["client_cores"] = (u + s_) / e
+            ours += (u + s_) / wall
+    except (OSError, ValueError):
+        pass
+    # Everything else the machine did meanwhile (other processes, the kernel's own work
+    # not charged to ours): a figure taken while this is high is not this machine's best.
+    figures["other_cores"] = max(0.0, busy / wall - ours)
+    with open(tsv, "a", encoding="utf-8") as f:
+        for k, v in figures.items():
+            f.write(f"{workload}\t{target}\t{k}\t{rep}\t{v}\n")
+    return 0
+
+
 def load_report(path):
     """The last line of the file that is a JSON object (parley-bench --json prints one)."""
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -100,6 +168,11 @@ def parse_wrk(text):
     if m:
         errors["non_2xx"] = int(m.group(1))
     out["errors"] = sum(errors.values())
+    m = re.search(r"^\s*(\d+) requests in", text, re.M)
+    total = int(m.group(1)) if m else 0
+    # A route that stopped answering 200 (a room gone) measures an error path: not the run.
+    if errors.get("non_2xx", 0) > 0.01 * max(total, 1):
+        raise ValueError(f"{errors['non_2xx']} of {total} responses were not 2xx")
     return out, errors
 
 
@@ -114,6 +187,9 @@ def cmd_record(tsv, notes, workload, target, rep, kind, path):
         for k, v in (r.get("latency_ms") or {}).items():
             figures[k] = v
         errors = r.get("errors_by_kind") or {}
+        if r.get("setup_complete") is False:
+            raise ValueError(f"{path}: churn setup did not complete "
+                             f"({r.get('members_live')} of {r.get('members_total')} members)")
         if not r.get("ok") and not figures.get("opened"):
             raise ValueError(f"{path}: nothing succeeded (errors {errors})")
     with open(tsv, "a", encoding="utf-8") as f:
@@ -182,6 +258,9 @@ def med(vals):
     return statistics.median(vals) if vals else None
 
 
+DISTURBED = 0.3
+
+
 def cmd_table(tsv, notes, meta_path, out_md):
     data = load_tsv(tsv)
     with open(meta_path, encoding="utf-8") as f:
@@ -235,6 +314,8 @@ def cmd_table(tsv, notes, meta_path, out_md):
         bar="PeerJS/parleyd ≥ 8×", check=lambda x: x >= 8)
     row("idle", "server bytes per held WebSocket, absolute", "B", "idle", "bytes_per_conn",
         bar="≤ 4096 B (memory)", check=lambda x: x <= 4096)
+    row("idle", "server bytes per held WebSocket with its membership (info)", "B", "idle",
+        "bytes_per_conn_total", base_t="peerjs", ratio="base/mem")
     wrk = f"wrk -t1 -c{meta.get('wrk_conns')}"
     row("http", f"GET /healthz requests/s ({wrk}; nginx: return 200, 1 worker)", "", "healthz",
         "throughput", base_t="nginx", ratio="mem/base", bar="≥ 1.0× nginx",
@@ -242,9 +323,11 @@ def cmd_table(tsv, notes, meta_path, out_md):
     row("http", f"API: {meta.get('api_route')} requests/s ({wrk})", "", "api",
         "throughput", base_t="nginx", ratio="mem/base", bar="≥ 0.7× nginx",
         check=lambda x: x >= 0.7)
+    hb = med(vals("churn", "memory", "heartbeat_rate"))
+    hb_s = f", {hb:,.0f} heartbeats/s" if hb else ""
     row("churn", (f"server CPU cores: {meta.get('churn_rooms'):,} rooms × "
                   f"{meta.get('churn_members')} members, heartbeat every "
-                  f"{meta.get('churn_heartbeat')} s"), "cores", "churn", "server_cpu_cores",
+                  f"{meta.get('churn_heartbeat')} s{hb_s}"), "cores", "churn", "server_cpu_cores",
         bar="< 1 core (memory)", check=lambda x: x < 1)
 
     head = ["workload", "metric", "parleyd memory", "parleyd redis", "baseline (PeerJS/nginx)",
@@ -257,6 +340,44 @@ def cmd_table(tsv, notes, meta_path, out_md):
         f"per run; every server on this machine, in this run, one after the other "
         f"({meta.get('machine')}).",
     ]
+    cpu = []
+    names = {"relay": "relay flat out", "relay-half": "relay at peak/2", "rest": "rest",
+             "healthz": "wrk /healthz", "api": "wrk API route"}
+    for w, label in names.items():
+        parts = []
+        for t in ("memory", "redis", "peerjs", "nginx"):
+            srv = med(vals(w, t, "srv_cores"))
+            if srv is None:
+                continue
+            p = f"{t} {srv:.2f}"
+            side = med(vals(w, t, "side_cores"))
+            if side is not None:
+                p += f" + redis-server {side:.2f}"
+            cli = med(vals(w, t, "client_cores"))
+            if cli is not None:
+                p += f" (client {cli:.2f})"
+            other = med(vals(w, t, "other_cores"))
+            if other is not None:
+                p += f" [other {other:.2f}]"
+            parts.append(p)
+        if parts:
+            cpu.append(f"- {label}: " + "; ".join(parts))
+    if cpu:
+        extra += ["", "CPU cores busy during the runs, medians over each run's wall time (setup "
+                  "included): the server, (the load generator), [everything else on the "
+                  "machine: other processes, interrupts; high means a disturbed figure]:", ""]
+        extra += cpu
+    disturbed = []
+    if os.path.exists(tsv):
+        with open(tsv, encoding="utf-8") as f:
+            for line in f:
+                w, t, m, rep, v = line.rstrip("\n").split("\t")
+                if m == "other_cores" and float(v) > DISTURBED:
+                    disturbed.append(f"{w}/{t} run {rep} ({float(v):.2f})")
+    if disturbed:
+        extra += ["", f"Runs during which other work took more than {DISTURBED} of a core "
+                  "(their figures are low; rerun on a quiet machine): " + ", ".join(disturbed)
+                  + "."]
     if os.path.exists(notes) and os.path.getsize(notes):
         with open(notes, encoding="utf-8") as f:
             extra += ["", "Errors and notes:", ""] + [f"- {l.rstrip()}" for l in f if l.strip()]
@@ -270,6 +391,13 @@ def main(argv):
     cmds = {"port": (cmd_port, 0), "waitport": (cmd_waitport, 2), "secret": (cmd_secret, 0),
             "token": (cmd_token, 3), "get": (cmd_get, 2), "record": (cmd_record, 7),
             "median": (cmd_median, 4), "table": (cmd_table, 4)}
+    variadic = {"cpu": (cmd_cpu, 0), "cpurecord": (cmd_cpurecord, 6)}
+    if len(argv) >= 2 and argv[1] in variadic and len(argv) - 2 >= variadic[argv[1]][1]:
+        try:
+            return variadic[argv[1]][0](*argv[2:]) or 0
+        except (OSError, ValueError) as e:
+            sys.stderr.write(f"cmp.py {argv[1]}: {e}\n")
+            return 1
     if len(argv) < 2 or argv[1] not in cmds or len(argv) - 2 != cmds[argv[1]][1]:
         sys.stderr.write(__doc__)
         return 2
