@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 
 #include "bench.h"
+#include "common/json.h"
 #include "conn.h"
 
 /* Ids are 22 base64url characters (docs/api.md); the field leaves room for a NUL. */
@@ -368,7 +369,7 @@ static void drop(member_t *m)
 /* Takes a create/join/heartbeat answer's fields; false when the ones needed are missing. */
 static bool take_body(member_t *m, int op, const char *body, size_t len)
 {
-    json_t *j = json_loadb(body, len, 0, NULL);
+    json_t *j = pl_json_loadb(body, len, 0, NULL);
     const char *tok = json_string_value(json_object_get(j, "signalingToken"));
     const char *room = json_string_value(json_object_get(j, "roomId"));
     const char *peer = json_string_value(json_object_get(j, "peerId"));

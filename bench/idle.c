@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "common/json.h"
 #include "wsc.h"
 
 /* Members per room: parleyd's default room capacity (PARLEY_MAX_PEERS_DEFAULT) and a
@@ -144,7 +145,7 @@ static void on_message(pb_wsc_t *w, void *ud, const char *text, size_t len)
     sock_t *s = ud;
     if (!d.peerjs)
         return; /* parleyd pushes the offer-requests the joins made: nothing to do */
-    json_t *j = json_loadb(text, len, 0, NULL);
+    json_t *j = pl_json_loadb(text, len, 0, NULL);
     const char *type = json_string_value(json_object_get(j, "type"));
     if (type && strcmp(type, "OPEN") == 0) {
         sock_opened(s);

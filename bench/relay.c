@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "common/json.h"
 #include "conn.h"
 #include "wsc.h"
 
@@ -342,7 +343,7 @@ static void on_message(pb_wsc_t *w, void *ud, const char *text, size_t len)
 {
     (void)w;
     side_t *s = ud;
-    json_t *j = json_loadb(text, len, 0, NULL);
+    json_t *j = pl_json_loadb(text, len, 0, NULL);
     const char *type = json_string_value(json_object_get(j, "type"));
     char kind[48];
     if (!type) {
@@ -558,7 +559,7 @@ static void on_setup_response(pb_conn_t *c, int err, int status, const char *bod
         setup_next_group(w);
         return;
     }
-    json_t *j = json_loadb(body, len, 0, NULL);
+    json_t *j = pl_json_loadb(body, len, 0, NULL);
     const char *room = json_string_value(json_object_get(j, "roomId"));
     const char *peer = json_string_value(json_object_get(j, "peerId"));
     const char *tok = json_string_value(json_object_get(j, "signalingToken"));

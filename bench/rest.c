@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "common/json.h"
 #include "conn.h"
 
 enum { OP_CREATE, OP_JOIN, OP_HEARTBEAT, OP_POLL_OFFER, OP_POLL_EVENTS, OP_LEAVE, OP_COUNT };
@@ -159,7 +160,7 @@ static void vu_next(vu_t *v, uint64_t delay_ms)
 /* Reads the fields a step needs from a 200/201 body; false when they are missing. */
 static bool take_body(vu_t *v, const char *body, size_t len)
 {
-    json_t *j = json_loadb(body, len, 0, NULL);
+    json_t *j = pl_json_loadb(body, len, 0, NULL);
     if (!json_is_object(j)) {
         json_decref(j);
         return false;
