@@ -99,6 +99,13 @@ bool pb_may_issue(void);
 void pb_error(const char *kind);
 /* Records one finished unit: latency in microseconds, ok or not. */
 void pb_done(uint64_t latency_us, bool ok);
+/* Moves the driver's hard stop (which ends the run even with work in flight) to ms from
+ * now: for a scenario whose setup comes before the measured phase. */
+void pb_hard_stop_in(uint64_t ms);
+/* The measured phase starts now: start_ns is now, the counters and the histogram are
+ * cleared (errors are kept), the deadline is --duration from now and the hard stop that plus
+ * the timeouts. For scenarios with a setup phase (relay, churn). */
+void pb_measure_from_now(void);
 /* Ends the run now (the scenario has nothing left to do). Safe to call more than once. */
 void pb_finish(void);
 /* A fresh HS256 user token for virtual user i (--secret), or a copy of --token; malloc'd. */

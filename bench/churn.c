@@ -105,7 +105,6 @@ static struct {
     uint64_t by_op[OP_COUNT];
     double srv_cpu0, srv_cpu1, cli_cpu0, cli_cpu1;
     long long srv_rss;
-    uv_timer_t *hard_stop; /* the driver's, postponed past setup */
 
     /* Progress */
     uint64_t last_hb, last_joins;
@@ -135,25 +134,6 @@ static void set_token(member_t *m, const char *tok)
 {
     free(m->token);
     m->token = tok ? strdup(tok) : NULL;
-}
-
-/* The driver's hard stop (a one-shot timer it starts at duration + timeouts from the
- * run's start) would cut the steady phase short by however long setup took, since the
- * steady phase starts when setup ends. bench.h has no hook to move it, so it is found
- * among the loop's handles (the only active one-shot timer when start() runs; the
- * progress tick repeats) and postponed with its own callback kept. */
-static void find_hard_stop(uv_handle_t *h, void *arg)
-{
-    if (h->type == UV_TIMER && uv_is_active(h) && uv_timer_get_repeat((uv_timer_t *)h) == 0)
-        *(uv_timer_t **)arg = (uv_timer_t *)h;
-}
-
-static void postpone_hard_stop(uint64_t ms)
-{
-    if (!c.hard_stop || !uv_is_active((uv_handle_t *)c.hard_stop))
-        return;
-    uv_timer_set_repeat(c.hard_stop, ms);
-    uv_timer_again(c.hard_stop); /* restarts it with the repeat as its timeout */
 }
 
 /* ----------------------------------------------------------------------------------- */
@@ -306,14 +286,8 @@ static void start_steady(void)
     uint64_t now = uv_hrtime();
     c.steady = true;
     c.steady_start_ns = now;
-    /* The driver reports elapsed, throughput and latency from these: the steady phase. */
-    pb.start_ns = now;
-    pb.deadline_ns = pb.o.duration_s > 0 ? now + (uint64_t)(pb.o.duration_s * 1e9) : 0;
-    pb.issued = pb.completed = pb.ok = 0;
-    pb_hist_init(&pb.hist);
-    if (pb.o.duration_s > 0)
-        postpone_hard_stop((uint64_t)(pb.o.duration_s * 1000) + pb.o.timeout_ms +
-                           pb.o.connect_timeout_ms + 1000);
+    /* The driver reports elapsed, throughput and latency from here: the steady phase. */
+    pb_measure_from_now();
     c.srv_cpu0 = pb.o.server_pid ? pb_proc_cpu_s(pb.o.server_pid) : -1;
     c.srv_rss = pb.o.server_pid ? pb_proc_rss(pb.o.server_pid) : -1;
     c.cli_cpu0 = client_cpu_s();
@@ -618,7 +592,6 @@ static int start(void)
         c.n_slots++;
         c.free_slots[c.n_free++] = &c.slots[i];
     }
-    uv_walk(pb.loop, find_hard_stop, &c.hard_stop);
     if (uv_timer_init(pb.loop, &c.tick) != 0) {
         fprintf(stderr, "parley-bench: cannot start a timer\n");
         return -1;
@@ -630,8 +603,8 @@ static int start(void)
     c.setup_start_ns = uv_hrtime();
     c.setup_cap_ns = (30000ull + 2ull * c.n + pb.o.timeout_ms) * 1000000ull;
     if (pb.o.duration_s > 0)
-        postpone_hard_stop(c.setup_cap_ns / 1000000 + (uint64_t)(pb.o.duration_s * 1000) +
-                           pb.o.timeout_ms + pb.o.connect_timeout_ms + 1000);
+        pb_hard_stop_in(c.setup_cap_ns / 1000000 + (uint64_t)(pb.o.duration_s * 1000) +
+                        pb.o.timeout_ms + pb.o.connect_timeout_ms + 1000);
     c.unsettled = c.n;
     for (uint32_t i = 0; i < c.n; i++) {
         member_t *m = &c.members[i];

@@ -123,6 +123,33 @@ void pb_finish(void)
     uv_walk(pb.loop, close_walk, NULL);
 }
 
+static void on_hard_stop(uv_timer_t *t);
+
+void pb_hard_stop_in(uint64_t ms)
+{
+    if (!pb.end_ns)
+        uv_timer_start(&hard_stop, on_hard_stop, ms, 0);
+}
+
+/* Work in flight at the deadline gets its timeouts to finish, and no more. */
+static uint64_t grace_ms(void)
+{
+    return (uint64_t)pb.o.timeout_ms + pb.o.connect_timeout_ms + 1000;
+}
+
+void pb_measure_from_now(void)
+{
+    uint64_t now = uv_hrtime();
+    pb.start_ns = now;
+    pb.issued = pb.completed = pb.ok = 0;
+    pb_hist_init(&pb.hist);
+    last_completed = 0;
+    if (pb.o.duration_s > 0) {
+        pb.deadline_ns = now + (uint64_t)(pb.o.duration_s * 1e9);
+        pb_hard_stop_in((uint64_t)(pb.o.duration_s * 1000) + grace_ms());
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     (void)t;
@@ -506,11 +533,7 @@ int main(int argc, char **argv)
     pb.start_ns = uv_hrtime();
     if (pb.o.duration_s > 0) {
         pb.deadline_ns = pb.start_ns + (uint64_t)(pb.o.duration_s * 1e9);
-        /* Work in flight gets its timeout to finish, and no more. */
-        uv_timer_start(&hard_stop, on_hard_stop,
-                       (uint64_t)(pb.o.duration_s * 1000) + pb.o.timeout_ms +
-                           pb.o.connect_timeout_ms + 1000,
-                       0);
+        pb_hard_stop_in((uint64_t)(pb.o.duration_s * 1000) + grace_ms());
     }
     uv_timer_start(&tick, on_tick, 1000, 1000);
     int rc = sc->start();
