@@ -26,11 +26,11 @@ static int fill_from_kernel(unsigned char *p, size_t n)
 }
 
 /* Small requests (ids: 16 bytes each, one per envelope) are served from a per-thread pool
- * refilled 512 bytes at a time: a getrandom() system call per envelope was a measurable part
+ * refilled 4 KiB at a time: a getrandom() system call per envelope was a measurable part
  * of relaying one. The bytes are the kernel's CSPRNG output all the same; each is wiped from
  * the pool as it is handed out, so a later memory disclosure cannot reveal ids already made.
  * parleyd does not fork; a process that forks must not share a pool with its child. */
-#define POOL_SIZE  512
+#define POOL_SIZE  4096
 #define POOL_SMALL 64
 
 static __thread unsigned char pool[POOL_SIZE];

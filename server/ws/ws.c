@@ -81,8 +81,11 @@ struct session {
     bool close_sent;
     bool killed;
     bool rx_paused;
-    bool counted;   /* against PARLEY_MAX_CONNECTIONS */
-    int close_code; /* >0: close with this code at the next writable callback */
+    bool counted; /* against PARLEY_MAX_CONNECTIONS */
+    bool flush_queued;
+    bool peer_closed;                   /* the client's close frame came: write nothing more */
+    session_t *flush_prev, *flush_next; /* sessions with messages to write (ws->flush) */
+    int close_code;                     /* >0: close with this code at the next writable callback */
     const char *close_why;
     int64_t last_seen_ms, last_refresh_ms, next_ping_ms, stalled_since_ms, close_at_ms;
 };
@@ -98,6 +101,10 @@ struct pl_ws {
     uint64_t next_id;
     pl_ws_stats_t stats;
     bool closing;
+    /* Sessions whose queue got messages this turn of the loop: written once the turn's
+     * events are handled, so one socket write carries all a turn produced for it. */
+    session_t *flush;
+    uv_idle_t flush_idle;
     /* Scratch for write_queued: one batch of framed messages, written at once. */
     unsigned char batch[LWS_PRE + WRITE_BATCH];
 };
@@ -113,6 +120,10 @@ static void session_free(session_t *s);
 static void session_send_json(session_t *s, json_t *msg);
 static bool session_enqueue(session_t *s, const char *text, size_t len);
 static int write_queued(pl_ws_t *ws, session_t *s);
+static void after_write(session_t *s);
+static void flush_later(session_t *s);
+static void flush_unlink(session_t *s);
+static void on_flush(uv_idle_t *idle);
 static bool queue_full(const session_t *s);
 static void on_popped(void *ud, int status, const pl_envelope_t *envs, size_t n);
 static void handle_message(session_t *s);
@@ -175,6 +186,8 @@ int pl_ws_new(pl_app_t *app, pl_ws_t **out)
     }
     uv_timer_init(app->loop, &ws->tick);
     ws->tick.data = ws;
+    uv_idle_init(app->loop, &ws->flush_idle);
+    ws->flush_idle.data = ws;
     uv_timer_start(&ws->tick, on_tick, TICK_MS, TICK_MS);
     uv_unref((uv_handle_t *)&ws->tick);
     ws_instance = ws;
@@ -223,6 +236,10 @@ void pl_ws_destroy_begin(pl_ws_t *ws)
     ws->closing = true;
     uv_timer_stop(&ws->tick);
     uv_close((uv_handle_t *)&ws->tick, NULL);
+    uv_idle_stop(&ws->flush_idle);
+    uv_close((uv_handle_t *)&ws->flush_idle, NULL);
+    while (ws->flush)
+        flush_unlink(ws->flush);
     if (ws->ctx)
         lws_context_destroy(ws->ctx);
 }
@@ -527,6 +544,9 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             const unsigned char *p = in;
             count_close(ws, (p[0] << 8) | p[1]);
         }
+        /* libwebsockets echoes the close next: nothing of ours may follow it. */
+        if (s)
+            s->peer_closed = true;
         break;
 
     case LWS_CALLBACK_SERVER_WRITEABLE: {
@@ -574,17 +594,7 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             return -1;
         if (s->head)
             lws_callback_on_writable(wsi);
-        /* Room again: the stall is over, the client may send again, and more may wait in
-         * the inbox. */
-        if (!queue_full(s)) {
-            s->stalled_since_ms = 0;
-            if (s->rx_paused) {
-                s->rx_paused = false;
-                lws_rx_flow_control(wsi, 1);
-            }
-            if (s->dirty)
-                pl_hub_poke(ws->app->hub, &s->sink);
-        }
+        after_write(s);
         break;
     }
 
@@ -635,6 +645,8 @@ static void session_free(session_t *s)
         s->head = f->next;
         free(f);
     }
+    if (s->flush_queued)
+        flush_unlink(s);
     pl_buf_free(&s->rx);
     free(s);
 }
@@ -710,6 +722,21 @@ static int write_queued(pl_ws_t *ws, session_t *s)
     return lws_write(wsi, out, used, LWS_WRITE_RAW) < 0 ? -1 : 0;
 }
 
+/* Room again after a write: the stall is over, the client may send again, and more may
+ * wait in the inbox. */
+static void after_write(session_t *s)
+{
+    if (queue_full(s))
+        return;
+    s->stalled_since_ms = 0;
+    if (s->rx_paused && s->wsi) {
+        s->rx_paused = false;
+        lws_rx_flow_control(s->wsi, 1);
+    }
+    if (s->dirty)
+        pl_hub_poke(s->ws->app->hub, &s->sink);
+}
+
 static bool session_enqueue(session_t *s, const char *text, size_t len)
 {
     if (s->close_code)
@@ -737,8 +764,72 @@ static bool session_enqueue(session_t *s, const char *text, size_t len)
         }
     }
     if (s->wsi)
-        lws_callback_on_writable(s->wsi);
+        flush_later(s);
     return true;
+}
+
+static void flush_unlink(session_t *s)
+{
+    pl_ws_t *ws = s->ws;
+    if (s->flush_prev)
+        s->flush_prev->flush_next = s->flush_next;
+    else
+        ws->flush = s->flush_next;
+    if (s->flush_next)
+        s->flush_next->flush_prev = s->flush_prev;
+    s->flush_prev = s->flush_next = NULL;
+    s->flush_queued = false;
+}
+
+/* Asks for the session's queue to be written at the end of this turn of the loop. Asking
+ * libwebsockets for a writable callback instead would cost two epoll_ctl calls per message
+ * (libuv re-registers the descriptor when the poll mask gains and loses POLLOUT): more than
+ * the write itself. POLLOUT is only needed when the kernel does not take everything. */
+static void flush_later(session_t *s)
+{
+    pl_ws_t *ws = s->ws;
+    if (s->flush_queued)
+        return;
+    s->flush_queued = true;
+    s->flush_prev = NULL;
+    s->flush_next = ws->flush;
+    if (ws->flush)
+        ws->flush->flush_prev = s;
+    ws->flush = s;
+    if (!uv_is_active((uv_handle_t *)&ws->flush_idle))
+        uv_idle_start(&ws->flush_idle, on_flush);
+}
+
+static void on_flush(uv_idle_t *idle)
+{
+    pl_ws_t *ws = idle->data;
+    uv_idle_stop(idle);
+    while (ws->flush) {
+        session_t *s = ws->flush;
+        flush_unlink(s);
+        struct lws *wsi = s->wsi;
+        if (!wsi)
+            continue;
+        /* Closing, a ping to send, or bytes libwebsockets still holds: those go through
+         * its writable callback, in order. */
+        if (s->peer_closed)
+            continue;
+        if (s->close_code || s->ping_due || lws_partial_buffered(wsi)) {
+            lws_callback_on_writable(wsi);
+            continue;
+        }
+        while (s->head && !lws_partial_buffered(wsi)) {
+            if (write_queued(ws, s) < 0) {
+                /* The connection is broken; libwebsockets closes it on its next turn. */
+                lws_set_timeout(wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+                break;
+            }
+        }
+        if (s->head)
+            lws_callback_on_writable(wsi);
+        else
+            after_write(s);
+    }
 }
 
 static void session_send_json(session_t *s, json_t *msg)

@@ -620,6 +620,23 @@ class RawWS:
                     return Message("text", data.decode("utf-8"), t=now)
                 return Message("binary", data, t=now)
 
+    def wait_pongs(self, n, timeout=5):
+        """Reads frames until n pongs in all have come; a data frame meanwhile is an error
+        (callers use it when nothing else is due). AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        while len(self.pongs) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("%d pong(s) expected, %d came within %.1f s"
+                                     % (n, len(self.pongs), timeout))
+            f = self.recv_frame(left)
+            if f is None:
+                raise AssertionError("connection ended while waiting for a pong")
+            if f.opcode == OP_PONG:
+                self.pongs.append((time.monotonic(), f.payload))
+            else:
+                raise AssertionError("expected a pong, got %r" % (f,))
+
     def recv_json(self, timeout=5):
         m = self.recv_message(timeout)
         if m.kind != "text":
