@@ -93,3 +93,33 @@ void pl_buf_consume(pl_buf_t *b, size_t n)
     b->len -= n;
     b->data[b->len] = '\0';
 }
+
+void pl_strcpy_cut(char *dst, const char *src, size_t size)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+size_t pl_fmt_u64(char *buf, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+    return n;
+}
+
+size_t pl_fmt_i64(char *buf, int64_t v)
+{
+    if (v >= 0)
+        return pl_fmt_u64(buf, (uint64_t)v);
+    buf[0] = '-';
+    /* -(v + 1) + 1 avoids overflowing on INT64_MIN. */
+    return 1 + pl_fmt_u64(buf + 1, (uint64_t)(-(v + 1)) + 1);
+}

@@ -46,4 +46,12 @@ int pl_buf_printf(pl_buf_t *b, const char *fmt, ...) __attribute__((format(print
 /* Removes the first n bytes. */
 void pl_buf_consume(pl_buf_t *b, size_t n);
 
+/* Copies src into dst (size bytes, size > 0), cut to fit and always NUL-terminated.
+ * snprintf(dst, size, "%s", src) without the format machinery: on hot paths that mattered. */
+void pl_strcpy_cut(char *dst, const char *src, size_t size);
+/* Writes v in decimal into buf (at least 21 bytes) and a NUL; returns the length. */
+size_t pl_fmt_u64(char *buf, uint64_t v);
+/* The same for a signed value (at least 21 bytes). */
+size_t pl_fmt_i64(char *buf, int64_t v);
+
 #endif

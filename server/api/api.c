@@ -100,7 +100,7 @@ void pl_api_handle(void *ud, pl_http_req_t *req)
         if (strcmp(call->client_ip, req->peer_ip) != 0)
             snprintf(req->client_ip, sizeof req->client_ip, "%s", call->client_ip);
     } else {
-        snprintf(call->client_ip, sizeof call->client_ip, "%s", req->peer_ip);
+        pl_strcpy_cut(call->client_ip, req->peer_ip, sizeof call->client_ip);
     }
 
     add_cors(call);

@@ -100,7 +100,7 @@ int api_envelope_head(pl_buf_t *b, pl_env_type_t type, const char *id, const cha
                       const char *from, const char *to, int64_t ts)
 {
     char num[32];
-    snprintf(num, sizeof num, "%lld", (long long)ts);
+    pl_fmt_i64(num, ts);
     int rc = pl_buf_appends(b, "{\"type\":\"") || pl_buf_appends(b, pl_env_type_name(type)) ||
              pl_buf_appends(b, "\",\"id\":\"") || pl_buf_appends(b, id) ||
              pl_buf_appends(b, "\",\"roomId\":\"") || pl_buf_appends(b, room_id) ||

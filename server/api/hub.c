@@ -111,7 +111,12 @@ size_t pl_hub_waiting(const pl_hub_t *hub)
 
 static void make_key(char *key, const char *room_id, const char *peer_id)
 {
-    snprintf(key, KEY_SIZE, "%s/%s", room_id, peer_id);
+    /* Both are ids (PL_ID_LEN characters at most): room/peer always fits. */
+    size_t r = strnlen(room_id, PL_ID_LEN), p = strnlen(peer_id, PL_ID_LEN);
+    memcpy(key, room_id, r);
+    key[r] = '/';
+    memcpy(key + r + 1, peer_id, p);
+    key[r + 1 + p] = '\0';
 }
 
 void pl_hub_wait(pl_hub_t *hub, pl_call_t *call, const char *peer_id, unsigned mask,

@@ -123,20 +123,6 @@ static void conn_write(pl_http_conn_t *c, const pl_buf_t *b);
 static void req_reset(pl_http_conn_t *c);
 static void request_done(pl_http_conn_t *c);
 static void timer_arm(pl_http_conn_t *c, uint32_t ms);
-/* Writes v in decimal into buf (at least 21 bytes), without a terminator; returns the
- * length. */
-static size_t fmt_u64(char *buf, uint64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        buf[i] = tmp[n - 1 - i];
-    return n;
-}
 
 static void build_head(pl_buf_t *out, int status, const char *content_type, size_t len,
                        bool keep_alive, const pl_buf_t *extra);
@@ -762,7 +748,7 @@ static void build_head(pl_buf_t *out, int status, const char *content_type, size
     /* Appends, not printf: formatting the head was a quarter of a small response's cost. */
     char num[24];
     pl_buf_appends(out, "HTTP/1.1 ");
-    pl_buf_append(out, num, fmt_u64(num, (uint64_t)status));
+    pl_buf_append(out, num, pl_fmt_u64(num, (uint64_t)status));
     pl_buf_appends(out, " ");
     pl_buf_appends(out, pl_http_status_text(status));
     pl_buf_appends(out, "\r\nDate: ");
@@ -771,7 +757,7 @@ static void build_head(pl_buf_t *out, int status, const char *content_type, size
     /* 1xx, 204 and 304 responses carry no body and no Content-Length. */
     if (status != 204 && status != 304 && status >= 200) {
         pl_buf_appends(out, "Content-Length: ");
-        pl_buf_append(out, num, fmt_u64(num, len));
+        pl_buf_append(out, num, pl_fmt_u64(num, len));
         pl_buf_appends(out, "\r\n");
     }
     if (content_type && status != 204 && status != 304) {

@@ -137,7 +137,6 @@ typedef struct {
 static int64_t now_ms(mem_store_t *s);
 static int64_t ttl_ms(uint32_t seconds);
 static size_t id_len(const char *s, size_t size);
-static void copy_str(char *dst, const char *src, size_t size);
 
 static int list_cmp(int64_t ca, const char *ida, int64_t cb, const char *idb);
 static int sl_random_level(mem_store_t *s);
@@ -224,12 +223,6 @@ static size_t id_len(const char *s, size_t size)
 
 /* Copies a string that may fill its fixed source array without a terminator, truncating
  * to size - 1 bytes. */
-static void copy_str(char *dst, const char *src, size_t size)
-{
-    size_t n = strnlen(src, size - 1);
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
 
 /* ---- the listing skip list ---- */
 
@@ -317,8 +310,8 @@ static mem_env_t *env_new(const pl_envelope_t *env, int64_t expires_at_ms)
     e->next = NULL;
     e->expires_at_ms = expires_at_ms;
     e->type = env->type;
-    copy_str(e->id, env->id, sizeof e->id);
-    copy_str(e->from, env->from, sizeof e->from);
+    pl_strcpy_cut(e->id, env->id, sizeof e->id);
+    pl_strcpy_cut(e->from, env->from, sizeof e->from);
     e->json_len = env->json_len;
     if (env->json_len)
         memcpy(e->json, env->json, env->json_len);
@@ -1057,7 +1050,7 @@ static int mem_push(pl_store_t *base, const char *room_id, const char *from_peer
         }
         offer_clear(s, room, false); /* a newer open offer replaces the older */
         room->offer = e;
-        copy_str(room->offer_sender, sender, sizeof room->offer_sender);
+        pl_strcpy_cut(room->offer_sender, sender, sizeof room->offer_sender);
     }
     s->queued++;
     s->queued_bytes += e->json_len;

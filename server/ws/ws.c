@@ -616,8 +616,8 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 static session_t *session_by_id(pl_ws_t *ws, uint64_t id)
 {
     char key[24];
-    snprintf(key, sizeof key, "%llu", (unsigned long long)id);
-    return pl_map_get(&ws->sessions, key, strlen(key));
+    size_t n = pl_fmt_u64(key, id);
+    return pl_map_get(&ws->sessions, key, n);
 }
 
 static void session_free(session_t *s)
@@ -998,7 +998,7 @@ static void handle_message(session_t *s)
                                                 : "signal";
     if (ref)
         call->ws_ref = json_incref(ref);
-    snprintf(call->client_ip, sizeof call->client_ip, "%s", s->client_ip);
+    pl_strcpy_cut(call->client_ip, s->client_ip, sizeof call->client_ip);
     handler(call);
 }
 
