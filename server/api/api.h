@@ -81,6 +81,8 @@ struct pl_call {
 int pl_api_init(pl_app_t *app);
 /* A zeroed call (but for user.domains, see the struct), or NULL; freed by call_finish. */
 pl_call_t *pl_call_new(void);
+/* Frees the calls kept for reuse (at shutdown). */
+void pl_api_drain_pool(void);
 void pl_api_free(pl_app_t *app);
 /* The pl_http_opts_t handler and completion hooks. */
 void pl_api_handle(void *ud, pl_http_req_t *req);

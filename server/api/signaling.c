@@ -465,6 +465,9 @@ static void post_push(pl_call_t *call)
      * path every relayed message takes. The key order is the one clients always saw. */
     pl_buf_t text;
     pl_buf_init(&text);
+    /* One allocation for the usual envelope: the head is < 200 bytes, most payloads are
+     * candidates of a few hundred. */
+    pl_buf_reserve(&text, 1024);
     int rc = api_envelope_head(&text, ctx->type, ctx->id, call->room_id, call->sig.peer_id, to,
                                call->now_ms);
     if (!rc)
