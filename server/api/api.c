@@ -84,10 +84,13 @@ static size_t call_pool_n;
 
 static void call_release(pl_call_t *call)
 {
-    if (call_pool_n < CALL_POOL_MAX)
+#if CALL_POOL_MAX > 0
+    if (call_pool_n < CALL_POOL_MAX) {
         call_pool[call_pool_n++] = call;
-    else
-        free(call);
+        return;
+    }
+#endif
+    free(call);
 }
 
 void pl_api_drain_pool(void)
