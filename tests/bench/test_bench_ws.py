@@ -177,18 +177,21 @@ class BenchWs(harness.ParleyTestCase):
     def test_idle_parley(self):
         srv = self.server(PARLEY_MAX_CONNECTIONS="1000", **NO_RATE_LIMITS)
         p = run_bench("idle", "--url", srv.url, "--secret", harness.TEST_SECRET,
-                      "--connections", "200", "--hold", "1", "--duration", "60",
-                      "--server-pid", str(srv.pid), "--json", timeout=harness.scaled(90))
+                      "--connections", "200", "--members", "4", "--hold", "1",
+                      "--duration", "60", "--server-pid", str(srv.pid), "--json",
+                      timeout=harness.scaled(90))
         self.assertEqual(p.returncode, 0, p.stderr)
         r = report(p)
         self.assert_idle(r, "parley", 200, srv.pid)
-        self.assertEqual(r["room_size"], 16)
+        self.assertEqual(r["room_size"], 4)
         self.assertGreater(r["bytes_per_conn"], 0)
         self.assertGreater(r["bytes_per_conn_total"], 0)
         self.assertIn("open 200/200", p.stderr)
         # The sockets were really there: parleyd counted them.
         m = harness.metrics(srv)
         self.assertGreaterEqual(m.sum("parley_ws_connections_total"), 200)
+        # --members 4: 50 rooms of 4 were made.
+        self.assertEqual(m.sum("parley_rooms"), 50)
 
     def test_idle_without_server_pid(self):
         srv = self.server(**NO_RATE_LIMITS)
