@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# bench/profile.sh: instructions per unit of work of a parleyd binary, counted by
+# valgrind's callgrind (docs/performance.md, "Profile"). Instruction counts do not depend on
+# what else the machine is doing, so two builds can be compared on a busy machine.
+#
+#   bench/profile.sh [--parleyd PATH] [--bench PATH] [--out DIR] [--keep]
+#
+# For each workload a fresh parleyd (memory store, rate limits off) runs under callgrind:
+#   healthz  wrk -t1 -c10 -d3s on GET /healthz            (unit: request)
+#   rest     parley-bench rest --requests 3000 -c 4        (unit: request)
+#   relay    parley-bench relay --requests 20000 -c 10     (unit: message relayed)
+# and a run with no traffic at all gives the fixed cost (start-up and shutdown), which is
+# subtracted. Prints one line per workload: units, instructions per unit, and the five
+# functions with the most inclusive instructions below the event loop. --keep leaves the
+# callgrind files in --out (default a temporary directory) for callgrind_annotate.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PARLEYD="$ROOT/build/bin/parleyd"
+BENCH="$ROOT/build/bin/parley-bench"
+OUT=""
+KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --parleyd) PARLEYD="$2"; shift 2 ;;
+    --bench) BENCH="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "profile.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+for tool in valgrind callgrind_annotate wrk curl; do
+  command -v "$tool" >/dev/null || { echo "profile.sh: $tool is required" >&2; exit 2; }
+done
+[ -x "$PARLEYD" ] && [ -x "$BENCH" ] || { echo "profile.sh: build parleyd and parley-bench first" >&2; exit 2; }
+if [ -z "$OUT" ]; then OUT="$(mktemp -d /tmp/parley-profile.XXXXXX)"; fi
+mkdir -p "$OUT"
+SECRET="profile-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null || true; [ "$KEEP" = 1 ] || rm -rf "$OUT"; }
+trap cleanup EXIT INT TERM
+
+freeport() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start NAME: parleyd under callgrind on a free port; sets PORT and PID.
+start() {
+  PORT="$(freeport)"
+  env PARLEY_JWT_SECRET="$SECRET" PARLEY_LISTEN="127.0.0.1:$PORT" PARLEY_LOG_LEVEL=warn \
+    PARLEY_RL_CREATE_ROOM=0 PARLEY_RL_JOIN_USER=0 PARLEY_RL_JOIN_IP=0 PARLEY_RL_SIGNAL=0 \
+    PARLEY_RL_POLL=0 PARLEY_RL_LIST=0 \
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/$1.cg" "$PARLEYD" \
+    >"$OUT/$1.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 200); do
+    curl -sf -m 1 "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "profile.sh: parleyd did not start under valgrind ($OUT/$1.log)" >&2
+  exit 1
+}
+stop() {
+  kill -TERM "$PID"
+  for _ in $(seq 1 300); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+  wait "$PID" 2>/dev/null || true
+  PID=""
+}
+total() { callgrind_annotate "$OUT/$1.cg" 2>/dev/null | awk '/PROGRAM TOTALS/ && !t {gsub(",","",$1); t = $1} END {print t}'; }
+top5() {
+  callgrind_annotate --inclusive=yes "$OUT/$1.cg" 2>/dev/null |
+    grep -E '/(server|common)/' | grep -vE ':(main|on_read|conn_process|pl_api_handle|on_lws)\b' |
+    awk "NR <= 5" | sed -E 's/^ *([0-9,]+) \([^)]*\) +[^:]*\/([a-z_]+\.c):([a-zA-Z0-9_]+).*/\3 \1/' |
+    awk -v n="$2" '{gsub(",","",$2); printf "%s %.0f, ", $1, $2 / n}'
+}
+
+start idle; curl -s "http://127.0.0.1:$PORT/healthz" >/dev/null; stop
+BASE="$(total idle)"
+
+start healthz
+N="$(wrk -t1 -c10 -d3s "http://127.0.0.1:$PORT/healthz" | awk '/requests in/ {print $1}')"
+stop
+HZ=$(( ($(total healthz) - BASE) / N ))
+printf 'healthz  %7d requests  %8d instructions/request  (%s)\n' "$N" "$HZ" "$(top5 healthz "$N")"
+
+start rest
+N="$("$BENCH" rest --url "http://127.0.0.1:$PORT" --secret "$SECRET" --requests 3000 \
+      --connections 4 --json --quiet | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["ok"])')"
+stop
+RS=$(( ($(total rest) - BASE) / N ))
+printf 'rest     %7d requests  %8d instructions/request  (%s)\n' "$N" "$RS" "$(top5 rest "$N")"
+
+start relay
+N="$("$BENCH" relay --url "http://127.0.0.1:$PORT" --secret "$SECRET" --requests 20000 \
+      --connections 10 --json --quiet | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["received"])')"
+stop
+RL=$(( ($(total relay) - BASE) / N ))
+printf 'relay    %7d messages  %8d instructions/message  (%s)\n' "$N" "$RL" "$(top5 relay "$N")"
