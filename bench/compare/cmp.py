@@ -307,9 +307,14 @@ def cmd_table(tsv, notes, meta_path, out_md):
         ratio="redis/mem", bar="≥ 0.5×", check=lambda x: x >= 0.5)
     row("rest", f"requests/s flat out ({meta.get('rest_conns')} connections)", "", "rest",
         "throughput", ratio="redis/mem", bar="≥ 0.5×", check=lambda x: x >= 0.5)
-    held = vals("idle", "memory", "opened")
-    held_s = f"{med(held):,.0f}" if held else "—"
-    row("idle", f"server bytes per held WebSocket ({held_s} of {meta.get('idle_conns'):,} held)",
+    held = []
+    for t in ("memory", "redis", "peerjs"):
+        h = med(vals("idle", t, "opened"))
+        if h is not None:
+            held.append(f"{t} {h:,.0f}")
+    held_s = ", ".join(held) or "none"
+    row("idle", (f"server bytes per held WebSocket (sockets held of "
+                 f"{meta.get('idle_conns'):,}: {held_s})"),
         "B", "idle", "bytes_per_conn", base_t="peerjs", ratio="base/mem",
         bar="PeerJS/parleyd ≥ 8×", check=lambda x: x >= 8)
     row("idle", "server bytes per held WebSocket, absolute", "B", "idle", "bytes_per_conn",
@@ -372,7 +377,8 @@ def cmd_table(tsv, notes, meta_path, out_md):
         with open(tsv, encoding="utf-8") as f:
             for line in f:
                 w, t, m, rep, v = line.rstrip("\n").split("\t")
-                if m == "other_cores" and float(v) > DISTURBED:
+                # idle measures memory, which other load does not change
+                if m == "other_cores" and float(v) > DISTURBED and w != "idle":
                     disturbed.append(f"{w}/{t} run {rep} ({float(v):.2f})")
     if disturbed:
         extra += ["", f"Runs during which other work took more than {DISTURBED} of a core "
