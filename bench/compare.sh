@@ -43,7 +43,7 @@ PEERJS_DIR="$ROOT/bench/peerjs"
 PEERJS_BIN="$PEERJS_DIR/node_modules/peer/dist/bin/peerjs.js"
 ALL_WORKLOADS="relay,rest,http,idle,churn"
 
-usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR == 1 { next } /^# shellcheck/ { exit } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 
 # ------------------------------------------------------------------------------------------
 # Options
