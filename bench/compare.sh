@@ -259,6 +259,7 @@ machine() {
   echo "kernel:       $(uname -sr), Debian $deb"
   echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) at start (other load skews every figure)"
   echo "parleyd:      $("$PARLEYD" --version 2>&1 | head -1) (${BUILD_TYPE:-?} build, $BUILD_DIR)"
+  echo "source:       commit $(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- server common bench CMakeLists.txt 2>/dev/null || echo ' with local changes')"
   echo "parley-bench: $("$BENCH" --version 2>&1 | head -1)"
   if command -v node >/dev/null 2>&1; then
     echo "node:         $(node --version 2>&1)"
