@@ -81,11 +81,12 @@ void pl_api_shutdown(pl_app_t *app)
 #endif
 static pl_call_t *call_pool[CALL_POOL_MAX + 1]; /* + 1: never a zero-length array */
 static size_t call_pool_n;
+static bool call_pool_closed; /* after pl_api_drain_pool: calls are freed at once */
 
 static void call_release(pl_call_t *call)
 {
 #if CALL_POOL_MAX > 0
-    if (call_pool_n < CALL_POOL_MAX) {
+    if (call_pool_n < CALL_POOL_MAX && !call_pool_closed) {
         call_pool[call_pool_n++] = call;
         return;
     }
@@ -95,6 +96,7 @@ static void call_release(pl_call_t *call)
 
 void pl_api_drain_pool(void)
 {
+    call_pool_closed = true;
     while (call_pool_n)
         free(call_pool[--call_pool_n]);
 }

@@ -970,6 +970,10 @@ static void conn_reject(pl_http_conn_t *c, int status, const char *code, const c
     pl_buf_append(&out, body, (size_t)n);
     conn_write(c, &out);
     pl_buf_free(&out);
+    /* The write can fail at once (a peer that reset): conn_write closed the connection,
+     * and lingering on it would close its handles a second time. */
+    if (c->state == CONN_CLOSING)
+        return;
     pl_log_info("request rejected", PL_LI("status", status), PL_LS("reason", message),
                 PL_LS("peer", c->req.peer_ip));
     c->close_after_response = true;
@@ -1009,7 +1013,7 @@ static void on_shutdown(uv_shutdown_t *sr, int status)
 
 static void conn_close(pl_http_conn_t *c)
 {
-    if (c->state == CONN_CLOSING)
+    if (c->state == CONN_CLOSING || uv_is_closing((uv_handle_t *)&c->tcp))
         return;
     c->state = CONN_CLOSING;
     c->reading = false;

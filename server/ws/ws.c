@@ -690,7 +690,7 @@ static int write_queued(pl_ws_t *ws, session_t *s)
         return n < 0 ? -1 : 0;
     }
     unsigned char *out = ws->batch + LWS_PRE;
-    size_t used = 0;
+    size_t used = 0, framed = 0;
     while ((f = s->head) && used + f->len + 10 <= WRITE_BATCH) {
         unsigned char *h = out + used;
         h[0] = 0x81;
@@ -710,6 +710,7 @@ static int write_queued(pl_ws_t *ws, session_t *s)
         }
         memcpy(out + used, f->buf + LWS_PRE, f->len);
         used += f->len;
+        framed++;
         s->head = f->next;
         s->queued_bytes -= f->len;
         s->queued_msgs--;
@@ -718,7 +719,8 @@ static int write_queued(pl_ws_t *ws, session_t *s)
     }
     if (!s->head)
         s->tail = &s->head;
-    ws->stats.batched_writes++;
+    if (framed > 1)
+        ws->stats.batched_writes++;
     return lws_write(wsi, out, used, LWS_WRITE_RAW) < 0 ? -1 : 0;
 }
 
@@ -788,8 +790,8 @@ static void flush_unlink(session_t *s)
 static void flush_later(session_t *s)
 {
     pl_ws_t *ws = s->ws;
-    if (s->flush_queued)
-        return;
+    if (s->flush_queued || ws->closing)
+        return; /* closing: the idle handle may be closed already */
     s->flush_queued = true;
     s->flush_prev = NULL;
     s->flush_next = ws->flush;

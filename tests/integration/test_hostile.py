@@ -1083,6 +1083,33 @@ class TestHostileTimeouts(HostileMixin, ParleyTestCase):
                 return None
         self.assertGreaterEqual(wait_until(rejected, timeout=scaled(5), interval=0.2), 1)
 
+    def test_reset_while_refused(self):
+        # Connections over the limit that reset before the 503 can be written: the write
+        # fails at once, and the refusal must not close the connection twice (it aborted
+        # parleyd). Then the held connections still work.
+        srv = self.server(PARLEY_MAX_CONNECTIONS="2", **NO_LIMITS)
+        time.sleep(0.2)
+        held = []
+        try:
+            for _ in range(2):
+                s = raw_socket(srv, timeout=scaled(5))
+                st = HttpStream(s, scaled(5))
+                s.sendall(GET_HEALTHZ)
+                self.assertEqual(st.read()[0], 200)
+                held.append((s, st))
+            for _ in range(300):
+                r = socket.create_connection(("127.0.0.1", srv.port), timeout=scaled(5))
+                r.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                r.close()  # RST
+            time.sleep(0.3)
+            self.assertIsNone(srv.proc.poll(), "parleyd exited")
+            for s, st in held:
+                s.sendall(GET_HEALTHZ)
+                self.assertEqual(st.read()[0], 200)
+        finally:
+            for s, _ in held:
+                s.close()
+
 
 if __name__ == "__main__":
     unittest.main()
