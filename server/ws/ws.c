@@ -592,7 +592,10 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             break;
         if (write_queued(ws, s) < 0)
             return -1;
-        if (s->head)
+        /* More to write, or a close decided while messages were queued: its frame goes
+         * out on the next writable callback, after them. Without asking again the close
+         * frame waited for the close timeout and the client saw 1006. */
+        if (s->head || s->close_code)
             lws_callback_on_writable(wsi);
         after_write(s);
         break;

@@ -278,6 +278,24 @@ class TestFrames(HandshakeCase):
         m = c.recv_json(scaled(3))
         self.assertEqual((m.get("type"), m.get("ref")), ("heartbeat", "lib-frag"), m)
 
+    def test_leave_after_queued_answer_closes_1000(self):
+        # A heartbeat and a leave in one TCP segment: the heartbeat's answer is queued in the
+        # same turn of the loop as the close the leave decides. The answer goes out first,
+        # then the close frame at once — not the close timeout's reset (1006) 3 s later.
+        srv = self.server()
+        A = Peer.create(srv)
+        r = self.raw(A)
+        hb = json.dumps({"type": "heartbeat", "ref": "hb-last"}).encode()
+        bye = json.dumps({"type": "leave"}).encode()
+        t0 = time.monotonic()
+        r.send_raw(encode_frame(OP_TEXT, hb) + encode_frame(OP_TEXT, bye))
+        code, _ = r.wait_close(scaled(2.5))
+        self.assertEqual(code, CLOSE_NORMAL)
+        self.assertLess(time.monotonic() - t0, 2.0)
+        answers = [m.json() for m in r.messages if m.kind == "text"]
+        self.assertEqual([(m.get("type"), m.get("ref")) for m in answers],
+                         [("heartbeat", "hb-last")])
+
     def test_client_ping_gets_pong(self):
         srv = self.server()
         A = Peer.create(srv)
