@@ -33,12 +33,18 @@ done
 for tool in valgrind callgrind_annotate wrk curl; do
   command -v "$tool" >/dev/null || { echo "profile.sh: $tool is required" >&2; exit 2; }
 done
-[ -x "$PARLEYD" ] && [ -x "$BENCH" ] || { echo "profile.sh: build parleyd and parley-bench first" >&2; exit 2; }
+if [ ! -x "$PARLEYD" ] || [ ! -x "$BENCH" ]; then
+  echo "profile.sh: build parleyd and parley-bench first" >&2
+  exit 2
+fi
 if [ -z "$OUT" ]; then OUT="$(mktemp -d /tmp/parley-profile.XXXXXX)"; fi
 mkdir -p "$OUT"
 SECRET="profile-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null || true; [ "$KEEP" = 1 ] || rm -rf "$OUT"; }
+cleanup() {
+  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; fi
+  if [ "$KEEP" != 1 ]; then rm -rf "$OUT"; fi
+}
 trap cleanup EXIT INT TERM
 
 freeport() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -76,22 +82,26 @@ top5() {
 start idle; curl -s "http://127.0.0.1:$PORT/healthz" >/dev/null; stop
 BASE="$(total idle)"
 
+# report NAME N UNIT: the instructions per unit of the run NAME that did N units.
+report() {
+  printf '%-8s %7d %-8s %8d instructions/%s  (%s)\n' "$1" "$2" "${3}s" \
+    $(( ($(total "$1") - BASE) / $2 )) "$3" "$(top5 "$1" "$2")"
+}
+json_field() { /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
 start healthz
 N="$(wrk -t1 -c10 -d3s "http://127.0.0.1:$PORT/healthz" | awk '/requests in/ {print $1}')"
 stop
-HZ=$(( ($(total healthz) - BASE) / N ))
-printf 'healthz  %7d requests  %8d instructions/request  (%s)\n' "$N" "$HZ" "$(top5 healthz "$N")"
+report healthz "$N" request
 
 start rest
 N="$("$BENCH" rest --url "http://127.0.0.1:$PORT" --secret "$SECRET" --requests 3000 \
-      --connections 4 --json --quiet | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["ok"])')"
+      --connections 4 --json --quiet | json_field ok)"
 stop
-RS=$(( ($(total rest) - BASE) / N ))
-printf 'rest     %7d requests  %8d instructions/request  (%s)\n' "$N" "$RS" "$(top5 rest "$N")"
+report rest "$N" request
 
 start relay
 N="$("$BENCH" relay --url "http://127.0.0.1:$PORT" --secret "$SECRET" --requests 20000 \
-      --connections 10 --json --quiet | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["received"])')"
+      --connections 10 --json --quiet | json_field received)"
 stop
-RL=$(( ($(total relay) - BASE) / N ))
-printf 'relay    %7d messages  %8d instructions/message  (%s)\n' "$N" "$RL" "$(top5 relay "$N")"
+report relay "$N" message

@@ -31,6 +31,17 @@ def run_bench(*args, timeout=60):
     return subprocess.run([BENCH] + list(args), capture_output=True, text=True, timeout=timeout)
 
 
+def assert_latency(tc, r):
+    """The report's latency percentiles are numbers, in order: 0 <= p50 <= p90 <= p99 <= max."""
+    lat = r["latency_ms"]
+    for k in ("p50", "p90", "p99", "max"):
+        tc.assertIsInstance(lat[k], (int, float), k)
+    tc.assertLessEqual(0, lat["p50"])
+    tc.assertLessEqual(lat["p50"], lat["p90"])
+    tc.assertLessEqual(lat["p90"], lat["p99"])
+    tc.assertLessEqual(lat["p99"], lat["max"])
+
+
 class BenchSmoke(harness.ParleyTestCase):
     def test_rest_json_report(self):
         srv = self.server(**NO_RATE_LIMITS)
@@ -52,13 +63,7 @@ class BenchSmoke(harness.ParleyTestCase):
         self.assertEqual(r["ok"], r["requests"])
         self.assertGreater(r["throughput_rps"], 0)
         self.assertGreater(r["elapsed_s"], 1.5)
-        lat = r["latency_ms"]
-        for k in ("p50", "p90", "p99", "max"):
-            self.assertIsInstance(lat[k], (int, float), k)
-        self.assertLessEqual(0, lat["p50"])
-        self.assertLessEqual(lat["p50"], lat["p90"])
-        self.assertLessEqual(lat["p90"], lat["p99"])
-        self.assertLessEqual(lat["p99"], lat["max"])
+        assert_latency(self, r)
         self.assertEqual(set(r["requests_by_op"]), set(OPS))
         for op in OPS:
             self.assertGreater(r["requests_by_op"][op], 0, op)

@@ -21,7 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
-from test_bench_smoke import BENCH, NO_RATE_LIMITS, run_bench  # noqa: E402
+from test_bench_smoke import BENCH, NO_RATE_LIMITS, assert_latency, run_bench  # noqa: E402
 
 PEERJS_DIR = os.environ.get("PEERJS_DIR") or os.path.join(harness.REPO, "bench", "peerjs")
 TYPES = ("offer", "answer", "candidate")
@@ -99,13 +99,7 @@ class BenchWs(harness.ParleyTestCase):
         self.assertEqual(r["connections"], connections)
         self.assertEqual(r["errors"], 0, r["errors_by_kind"])
         self.assertEqual(r["errors_by_kind"], {})
-        lat = r["latency_ms"]
-        for k in ("p50", "p90", "p99", "max"):
-            self.assertIsInstance(lat[k], (int, float), k)
-        self.assertLessEqual(0, lat["p50"])
-        self.assertLessEqual(lat["p50"], lat["p90"])
-        self.assertLessEqual(lat["p90"], lat["p99"])
-        self.assertLessEqual(lat["p99"], lat["max"])
+        assert_latency(self, r)
 
     def assert_relay(self, r, target):
         self.assert_common(r, "relay", target, 4)
