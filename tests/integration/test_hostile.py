@@ -251,6 +251,7 @@ class TestHostile(HostileMixin, ParleyTestCase):
             raise
         finally:
             srv._cleanup_files()
+            srv.release()  # the redis-server the harness started for the redis engine
 
     def tearDown(self):
         if not self.srv.alive() and not type(self).stopped_on_purpose:
