@@ -233,14 +233,18 @@ void pl_metrics_render(pl_metrics_t *m, const pl_metrics_gauges_t *g, pl_buf_t *
                       "several queued messages at once.\n"
                       "# TYPE parley_ws_batched_writes_total counter\n"
                       "parley_ws_batched_writes_total %llu\n"
+                      "# HELP parley_ws_envelopes_direct_total Envelopes handed to a socket "
+                      "straight from the push (redis engine), without the inbox.\n"
+                      "# TYPE parley_ws_envelopes_direct_total counter\n"
+                      "parley_ws_envelopes_direct_total %llu\n"
                       "# HELP parley_ws_closes_total WebSocket closes by code, sent or "
                       "received.\n"
                       "# TYPE parley_ws_closes_total counter\n",
                       (unsigned long long)w->open, (unsigned long long)w->total,
                       (unsigned long long)w->pushed, (unsigned long long)w->received,
                       (unsigned long long)w->bytes_sent, (unsigned long long)w->bytes_received,
-                      (unsigned long long)w->queue_overflows,
-                      (unsigned long long)w->batched_writes);
+                      (unsigned long long)w->queue_overflows, (unsigned long long)w->batched_writes,
+                      (unsigned long long)w->direct);
         for (size_t i = 0; i < w->nclose; i++)
             pl_buf_printf(o, "parley_ws_closes_total{code=\"%u\"} %llu\n", w->close_codes[i],
                           (unsigned long long)w->close_counts[i]);

@@ -199,6 +199,9 @@ struct pl_hub_sink {
     /* The peer's membership ended (it left over REST, or its room closed): send `last`
      * (a serialized envelope, or NULL) and close with code. */
     void (*end)(pl_hub_sink_t *sink, int code, const char *why, const char *last);
+    /* Optional. env NULL: whether the sink takes an envelope straight from a push now;
+     * otherwise takes env (true) or refuses it (false: it is queued in the inbox instead). */
+    bool (*take)(pl_hub_sink_t *sink, const pl_envelope_t *env);
     /* Owned by the hub while attached. */
     pl_hub_sink_t *check_prev, *check_next;
     bool attached, queued;

@@ -50,6 +50,9 @@ struct pl_hub {
 
 static void hub_on_inbox(void *ud, const char *room_id, const char *peer_id);
 static void hub_on_resync(void *ud);
+static bool hub_can_deliver(void *ud, const char *room_id, const char *peer_id);
+static bool hub_deliver(void *ud, const char *room_id, const char *peer_id,
+                        const pl_envelope_t *env);
 static void hub_wake_key(pl_hub_t *hub, const char *key);
 static void hub_on_member_expired(void *ud, const pl_room_t *room, const pl_member_t *member,
                                   const pl_member_t *remaining, size_t n, bool room_removed);
@@ -101,6 +104,8 @@ pl_store_listener_t pl_hub_listener(pl_hub_t *hub)
         .on_member_expired = hub_on_member_expired,
         .on_room_expired = hub_on_room_expired,
         .on_resync = hub_on_resync,
+        .can_deliver = hub_can_deliver,
+        .deliver = hub_deliver,
     };
 }
 
@@ -158,6 +163,21 @@ static void hub_on_inbox(void *ud, const char *room_id, const char *peer_id)
     char key[KEY_SIZE];
     make_key(key, room_id, peer_id);
     hub_wake_key(ud, key);
+}
+
+/* Direct delivery goes to attached sockets only: a long-poll answers once and goes, so it
+ * gains nothing from skipping the inbox. */
+static bool hub_can_deliver(void *ud, const char *room_id, const char *peer_id)
+{
+    pl_hub_sink_t *sink = pl_hub_sink_for(ud, room_id, peer_id);
+    return sink && sink->take && sink->take(sink, NULL);
+}
+
+static bool hub_deliver(void *ud, const char *room_id, const char *peer_id,
+                        const pl_envelope_t *env)
+{
+    pl_hub_sink_t *sink = pl_hub_sink_for(ud, room_id, peer_id);
+    return sink && sink->take && sink->take(sink, env);
 }
 
 /* Queues a check of every parked long-poll and every attached socket. */

@@ -1,10 +1,14 @@
 /* The redis store engine (see store/redis.h and docs/scaling.md).
  *
  * Two connections per node, both hiredis async contexts attached to the server's loop:
- *   - `cmd` runs every operation as one Lua script (redis_scripts.h), called by EVALSHA
- *     with the SHA1 computed here (EVAL when the server answers NOSCRIPT); the scripts are
- *     also SCRIPT LOADed at each connect. One script per operation makes every multi-key
- *     update atomic and costs one round trip.
+ *   - `cmd` runs every operation as one Lua function (redis_scripts.h). At each connect it
+ *     loads them as a function library named by the hash of its code (FUNCTION LOAD; the
+ *     names carry the hash too, so nodes of different versions share a Redis during a rolling
+ *     upgrade) and calls them with FCALL, loading the library again if the server lost it.
+ *     A Redis older than 7 refuses FUNCTION LOAD: the engine then sends each operation as a
+ *     script by EVALSHA with the SHA1 computed here (EVAL when the server answers NOSCRIPT),
+ *     the scripts SCRIPT LOADed at each connect. One call per operation makes every
+ *     multi-key update atomic and costs one round trip.
  *   - `sub` SUBSCRIBEs to pl:inbox; the push script PUBLISHes "<roomId>/<peerId>" there and
  *     every node's subscriber calls listener->on_inbox.
  * Semantics follow memory.c: each script reaps the room it touches (expired members and
@@ -22,6 +26,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/str.h"
 #include "store/redis_scripts.h"
 
 #include <hiredis/async.h>
@@ -47,7 +52,7 @@
 #define RS_SWEEP_MS       1000
 #define RS_SWEEP_BATCH    128
 #define RS_CHANNEL        "pl:inbox"
-#define RS_NCONF          9 /* ARGV[1..9]: now and the options */
+#define RS_NCONF          1 /* ARGV[1]: now */
 #define RS_ARGS_MAX       (3 + RS_NCONF + 10)
 
 enum {
@@ -66,6 +71,13 @@ enum {
     OP_SWEEP,
     OP_SECRET,
     OP_COUNT
+};
+
+static const char *const op_name[OP_COUNT] = {
+    [OP_CREATE] = "create",   [OP_JOIN] = "join",     [OP_LEAVE] = "leave", [OP_HEARTBEAT] = "hb",
+    [OP_GET_MEMBER] = "gm",   [OP_PUSH] = "push",     [OP_POP] = "pop",     [OP_GET_ROOM] = "gr",
+    [OP_GET_MEMBERS] = "gms", [OP_LIST] = "list",     [OP_RATE] = "rate",   [OP_STATS] = "stats",
+    [OP_SWEEP] = "sweep",     [OP_SECRET] = "secret",
 };
 
 static const char *const script_body[OP_COUNT] = {
@@ -112,8 +124,13 @@ struct rs_store {
     int db;
     char node[64];
     char probe_channel[128]; /* "pl:probe:<node>:<random>": the subscriber's health check */
-    char *script[OP_COUNT];
+    char *script[OP_COUNT];  /* for EVAL: RS_VARS RS_SETUP RS_HELPERS body */
     char sha[OP_COUNT][41];
+    char *library;            /* for FUNCTION LOAD */
+    char fname[OP_COUNT][32]; /* "pl_<op>_<12 hex digits of the library's hash>" */
+    bool use_fcall;           /* the server took the library (Redis 7 and later) */
+    bool scripts_only;        /* pl_store_redis_use_scripts(): never load the library */
+    bool mode_logged;
     rs_conn_t cmd, sub;
     uv_timer_t sweep_timer;
     /* Requests in flight on `cmd`, oldest first; their deadlines are in the same order
@@ -148,6 +165,11 @@ struct rs_req {
 };
 
 static void conn_start(rs_conn_t *c);
+static int run(rs_store_t *s, int op, void (*cb)(void), void *ud, int nargs, const char **args,
+               const size_t *lens);
+static void on_fn_load(redisAsyncContext *ac, void *reply, void *priv);
+static void free_code(rs_store_t *s);
+static int build_code(rs_store_t *s);
 static void conn_set_up(rs_conn_t *c, bool up);
 static void conn_schedule(rs_conn_t *c);
 static void sweep_run(rs_store_t *s);
@@ -215,7 +237,7 @@ static void str_of(const redisReply *r, char *dst, size_t size)
 static bool reply_is(const redisReply *r, const char *str)
 {
     size_t n = strlen(str);
-    return r->type == REDIS_REPLY_STRING && (size_t)r->len == n && memcmp(r->str, str, n) == 0;
+    return r && r->type == REDIS_REPLY_STRING && (size_t)r->len == n && memcmp(r->str, str, n) == 0;
 }
 
 static void parse_room(const redisReply *a, pl_room_t *room)
@@ -340,6 +362,52 @@ static void fail_cb(int op, void (*fn)(void), void *ud, int status)
     }
 }
 
+/* Whether a push to (room, to) may be delivered directly: see pl_store_listener_t. */
+static bool direct_ok(rs_store_t *s, const char *room_id, const char *to)
+{
+    return to && s->listener.can_deliver && s->listener.deliver &&
+           s->listener.can_deliver(s->listener.ud, room_id, to);
+}
+
+static void on_requeued(void *ud, int status)
+{
+    (void)ud;
+    if (status)
+        pl_log_warn("store: an envelope refused by its socket could not be queued",
+                    PL_LS("error", pl_strerror(status)));
+}
+
+/* The push script counted the envelope as delivered and left it to this node (its inbox
+ * was empty): give it to the socket. If the socket closed meanwhile, queue it after all so
+ * that the peer's next socket or long-poll gets it. The request's arguments are the push's
+ * own (PUSH_ARG onward): room, from, has from, to, has to, type, id, from, json, direct. */
+#define PUSH_ARG (3 + RS_NCONF)
+static void hand_over(rs_req_t *q)
+{
+    rs_store_t *s = q->s;
+    const char **a = q->argv + PUSH_ARG;
+    const size_t *l = q->argvlen + PUSH_ARG;
+    char room[PL_ID_SIZE], to[PL_ID_SIZE];
+    pl_envelope_t env = {.json = a[8], .json_len = l[8]};
+    copy_n(room, sizeof room, a[0], l[0]);
+    copy_n(to, sizeof to, a[3], l[3]);
+    copy_n(env.id, sizeof env.id, a[6], l[6]);
+    copy_n(env.from, sizeof env.from, a[7], l[7]);
+    unsigned type = 0;
+    for (size_t i = 0; i < l[5]; i++)
+        type = type * 10 + (unsigned)(a[5][i] - '0'); /* rs_push wrote it: 1..128 */
+    env.type = (pl_env_type_t)type;
+    if (s->listener.deliver(s->listener.ud, room, to, &env))
+        return;
+    const char *args[10];
+    size_t lens[10];
+    memcpy(args, a, sizeof args);
+    memcpy(lens, l, sizeof lens);
+    args[9] = "R";
+    lens[9] = 1;
+    run(s, OP_PUSH, (void (*)(void))on_requeued, NULL, 10, args, lens);
+}
+
 static void complete(rs_req_t *q, const redisReply *r)
 {
     rs_store_t *s = q->s;
@@ -389,6 +457,8 @@ static void complete(rs_req_t *q, const redisReply *r)
         ((pl_store_member_cb)q->cb)(q->ud, 0, &room, &m);
         break;
     case OP_PUSH:
+        if (reply_is(el(r, 2), "D"))
+            hand_over(q);
         ((pl_store_status_cb)q->cb)(q->ud, 0);
         break;
     case OP_POP: {
@@ -611,6 +681,16 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         if (redisAsyncCommandArgv(ac, on_reply, q, q->argc, q->argv, q->argvlen) == REDIS_OK)
             return;
         r = NULL;
+    } else if (r && r->type == REDIS_REPLY_ERROR && !q->retried &&
+               strstr(r->str, "Function not found") && !s->closing && ac &&
+               !(ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
+        /* The server lost the library (restart without persistence, FUNCTION FLUSH): load
+         * it again; the call goes after it on the same connection. */
+        q->retried = true;
+        redisAsyncCommand(ac, on_fn_load, s, "FUNCTION LOAD REPLACE %s", s->library);
+        if (redisAsyncCommandArgv(ac, on_reply, q, q->argc, q->argv, q->argvlen) == REDIS_OK)
+            return;
+        r = NULL;
     }
     s->inflight--;
     pend_unlink(s, q);
@@ -643,15 +723,7 @@ static int run(rs_store_t *s, int op, void (*cb)(void), void *ud, int nargs, con
         return 0;
     }
     char conf[RS_NCONF][24];
-    snprintf(conf[0], sizeof conf[0], "%" PRId64, now_ms(s));
-    snprintf(conf[1], sizeof conf[1], "%" PRIu64, (uint64_t)s->opts.room_ttl_s * 1000);
-    snprintf(conf[2], sizeof conf[2], "%" PRIu64, (uint64_t)s->opts.member_ttl_s * 1000);
-    snprintf(conf[3], sizeof conf[3], "%" PRIu64, (uint64_t)s->opts.signal_ttl_s * 1000);
-    snprintf(conf[4], sizeof conf[4], "%" PRIu32, s->opts.inbox_max);
-    snprintf(conf[5], sizeof conf[5], "%" PRIu32, s->opts.inbox_bytes_max);
-    snprintf(conf[6], sizeof conf[6], "%" PRIu32, s->opts.inbox_per_sender_max);
-    snprintf(conf[7], sizeof conf[7], "%" PRIu64, s->opts.queued_bytes_max);
-    snprintf(conf[8], sizeof conf[8], "%" PRIu32, s->opts.rooms_max);
+    pl_fmt_i64(conf[0], now_ms(s));
 
     rs_req_t *q = calloc(1, sizeof *q);
     size_t total = 0;
@@ -671,10 +743,17 @@ static int run(rs_store_t *s, int op, void (*cb)(void), void *ud, int nargs, con
     q->cb = cb;
     q->ud = ud;
     q->buf = buf;
-    q->argv[0] = "EVALSHA";
-    q->argvlen[0] = 7;
-    q->argv[1] = s->sha[op];
-    q->argvlen[1] = 40;
+    if (s->use_fcall) {
+        q->argv[0] = "FCALL";
+        q->argvlen[0] = 5;
+        q->argv[1] = s->fname[op];
+        q->argvlen[1] = strlen(s->fname[op]);
+    } else {
+        q->argv[0] = "EVALSHA";
+        q->argvlen[0] = 7;
+        q->argv[1] = s->sha[op];
+        q->argvlen[1] = 40;
+    }
     q->argv[2] = "0";
     q->argvlen[2] = 1;
     q->argc = 3;
@@ -810,11 +889,11 @@ static int rs_push(pl_store_t *base, const char *room_id, const char *from_peer,
                           ty,
                           id,
                           from,
-                          env->json ? env->json : ""};
-    size_t lens[9];
-    for (int i = 0; i < 8; i++)
-        lens[i] = strlen(args[i]);
-    lens[8] = env->json_len;
+                          env->json ? env->json : "",
+                          direct_ok(s, room_id, to_peer) ? "1" : "0"};
+    size_t lens[10];
+    for (int i = 0; i < 10; i++)
+        lens[i] = i == 8 ? env->json_len : strlen(args[i]);
     return RUN(OP_PUSH, cb, ud);
 }
 
@@ -949,6 +1028,13 @@ static void on_sweep_timer(uv_timer_t *t)
     sub_probe(t->data);
 }
 
+void pl_store_redis_use_scripts(pl_store_t *base)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    s->scripts_only = true;
+    s->use_fcall = false;
+}
+
 void pl_store_redis_sweep(pl_store_t *base)
 {
     if (base && strcmp(base->engine, "redis") == 0)
@@ -1031,6 +1117,27 @@ static void on_message(redisAsyncContext *ac, void *reply, void *priv)
         l->on_inbox(l->ud, room, peer);
 }
 
+/* FUNCTION LOAD's reply decides how operations are sent: FCALL when the server took the
+ * library, EVALSHA when it does not know FUNCTION (Redis < 7). It comes before the PING that
+ * ends the handshake, so before any operation. */
+static void on_fn_load(redisAsyncContext *ac, void *reply, void *priv)
+{
+    rs_store_t *s = priv;
+    redisReply *r = reply;
+    (void)ac;
+    if (!r)
+        return;
+    bool fcall = r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS;
+    if (!fcall && r->type == REDIS_REPLY_ERROR && !strstr(r->str, "unknown command"))
+        pl_log_error("store: redis FUNCTION LOAD failed; using scripts", PL_LS("error", r->str),
+                     PL_LS("node", s->node));
+    if (!s->mode_logged || fcall != s->use_fcall)
+        pl_log_info("store: redis operations", PL_LS("via", fcall ? "FCALL" : "EVALSHA"),
+                    PL_LS("node", s->node));
+    s->mode_logged = true;
+    s->use_fcall = fcall;
+}
+
 static void on_load_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     rs_store_t *s = priv;
@@ -1088,6 +1195,12 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
     if (s->db)
         redisAsyncCommand(a, on_load_reply, s, "SELECT %d", s->db);
+    if (!s->scripts_only) {
+        redisAsyncCommand(a, on_fn_load, s, "FUNCTION LOAD REPLACE %s", s->library);
+    } else if (!s->mode_logged) {
+        pl_log_info("store: redis operations", PL_LS("via", "EVALSHA"), PL_LS("node", s->node));
+        s->mode_logged = true;
+    }
     for (int i = 0; i < OP_COUNT; i++)
         redisAsyncCommand(a, on_load_reply, s, "SCRIPT LOAD %s", s->script[i]);
     /* Commands are pipelined in order: the PING answers after the loads. */
@@ -1216,12 +1329,89 @@ static void on_retry_timer(uv_timer_t *t)
 
 /* ---- lifetime ---- */
 
+static void free_code(rs_store_t *s)
+{
+    for (int i = 0; i < OP_COUNT; i++)
+        free(s->script[i]);
+    free(s->library);
+}
+
+static void hex(char *dst, const unsigned char *d, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        dst[2 * i] = digits[d[i] >> 4];
+        dst[2 * i + 1] = digits[d[i] & 15];
+    }
+    dst[2 * n] = '\0';
+}
+
+/* The node's options as Lua constants (see redis_scripts.h). */
+static int options_line(const rs_store_t *s, pl_buf_t *b)
+{
+    const pl_store_opts_t *o = &s->opts;
+    return pl_buf_printf(b,
+                         "local RTTL,MTTL,STTL,IMAX,IBYTES,ISEND,QBMAX,RMAX="
+                         "%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu32 ",%" PRIu32 ",%" PRIu32
+                         ",%" PRIu64 ",%" PRIu32 "\n",
+                         (uint64_t)o->room_ttl_s * 1000, (uint64_t)o->member_ttl_s * 1000,
+                         (uint64_t)o->signal_ttl_s * 1000, o->inbox_max, o->inbox_bytes_max,
+                         o->inbox_per_sender_max, o->queued_bytes_max, o->rooms_max)
+               ? PL_ENOMEM
+               : 0;
+}
+
+/* The scripts (and their SHA1s) and the function library, from the same code: the library's
+ * name and its functions' names end with a hash of the scripts, which include the options. */
+static int build_code(rs_store_t *s)
+{
+    unsigned char d[SHA_DIGEST_LENGTH];
+    pl_buf_t all, lib;
+    pl_buf_init(&all);
+    pl_buf_init(&lib);
+    int rc = 0;
+    for (int i = 0; i < OP_COUNT && !rc; i++) {
+        pl_buf_t b;
+        pl_buf_init(&b);
+        rc = options_line(s, &b) || pl_buf_appends(&b, RS_VARS RS_SETUP RS_HELPERS) ||
+             pl_buf_appends(&b, script_body[i]);
+        if (!rc) {
+            SHA1((const unsigned char *)b.data, b.len, d);
+            hex(s->sha[i], d, SHA_DIGEST_LENGTH);
+            rc = pl_buf_appends(&all, s->sha[i]);
+            s->script[i] = b.data; /* taken over */
+        } else {
+            pl_buf_free(&b);
+        }
+    }
+    char tag[13];
+    if (!rc) {
+        SHA1((const unsigned char *)all.data, all.len, d);
+        hex(tag, d, 6);
+        rc = pl_buf_printf(&lib, "#!lua name=parley_%s\n", tag) || options_line(s, &lib) ||
+             pl_buf_appends(&lib,
+                            RS_VARS RS_HELPERS "local function setup(ARGV)\n" RS_SETUP "end\n");
+    }
+    for (int i = 0; i < OP_COUNT && !rc; i++) {
+        snprintf(s->fname[i], sizeof s->fname[i], "pl_%s_%s", op_name[i], tag);
+        rc = pl_buf_printf(&lib, "redis.register_function('%s',function(KEYS,ARGV)\nsetup(ARGV)\n",
+                           s->fname[i]) ||
+             pl_buf_appends(&lib, script_body[i]) || pl_buf_appends(&lib, "\nend)\n");
+    }
+    pl_buf_free(&all);
+    if (rc) {
+        pl_buf_free(&lib);
+        return PL_ENOMEM;
+    }
+    s->library = lib.data;
+    return 0;
+}
+
 static void handle_closed(rs_store_t *s)
 {
     if (--s->open_handles > 0)
         return;
-    for (int i = 0; i < OP_COUNT; i++)
-        free(s->script[i]);
+    free_code(s);
     free(s);
 }
 
@@ -1344,21 +1534,10 @@ int pl_store_redis_new(uv_loop_t *loop, const char *url, const pl_store_opts_t *
     /* Unique per engine instance, even if two nodes were given the same id. */
     snprintf(s->probe_channel, sizeof s->probe_channel, "pl:probe:%.64s:%016llx", s->node,
              (unsigned long long)rnd(s));
-    for (int i = 0; i < OP_COUNT; i++) {
-        size_t a = strlen(RS_PRELUDE), b = strlen(script_body[i]);
-        s->script[i] = malloc(a + b + 1);
-        if (!s->script[i]) {
-            for (int k = 0; k < i; k++)
-                free(s->script[k]);
-            free(s);
-            return PL_ENOMEM;
-        }
-        memcpy(s->script[i], RS_PRELUDE, a);
-        memcpy(s->script[i] + a, script_body[i], b + 1);
-        unsigned char d[SHA_DIGEST_LENGTH];
-        SHA1((const unsigned char *)s->script[i], a + b, d);
-        for (int k = 0; k < SHA_DIGEST_LENGTH; k++)
-            snprintf(&s->sha[i][2 * k], 3, "%02x", d[k]);
+    if (build_code(s) != 0) {
+        free_code(s);
+        free(s);
+        return PL_ENOMEM;
     }
     s->cmd = (rs_conn_t){.s = s, .name = "command", .is_sub = false};
     s->sub = (rs_conn_t){.s = s, .name = "subscriber", .is_sub = true};

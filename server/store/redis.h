@@ -12,6 +12,10 @@
 int pl_store_redis_new(uv_loop_t *loop, const char *url, const pl_store_opts_t *opts,
                        const pl_store_listener_t *listener, const char *node_id, pl_store_t **out);
 
+/* Sends operations as scripts (EVALSHA) even to a Redis that has functions: what a Redis
+ * older than 7 gets. For tests; call it before the loop first runs. */
+void pl_store_redis_use_scripts(pl_store_t *s);
+
 /* Runs an expiry sweep now (tests; the engine also sweeps every second). */
 void pl_store_redis_sweep(pl_store_t *s);
 

@@ -1,24 +1,37 @@
-/* The Lua scripts of the redis store engine (store/redis.c). Each script is PRELUDE + its
- * body; the engine loads them with SCRIPT LOAD at connect and calls them with EVALSHA (EVAL
- * on NOSCRIPT). Every script returns {events, status, ...}: `events` are the expiry
- * notifications its reaping produced (the engine delivers them before the callback),
- * `status` is 0 or a PL_E* code. docs/scaling.md describes the keys.
+/* The Lua code of the redis store engine (store/redis.c): one body per operation and the
+ * helpers they share. On Redis 7 and later the engine loads them all as one function library
+ * (FUNCTION LOAD: RS_VARS, RS_HELPERS, a setup function of RS_SETUP, and each body
+ * registered as a function) and calls them with FCALL, so the helpers are defined once, not
+ * at every call. On older Redis each script is RS_VARS + RS_SETUP + RS_HELPERS + its body,
+ * loaded with SCRIPT LOAD and called with EVALSHA (EVAL on NOSCRIPT). Every operation
+ * returns {events, status, ...}: `events` are the expiry notifications its reaping produced
+ * (the engine delivers them before the callback), `status` is 0 or a PL_E* code.
+ * docs/scaling.md describes the keys.
  *
- * ARGV[1] now (ms), [2] room_ttl_ms, [3] member_ttl_ms, [4] signal_ttl_ms, [5] inbox_max,
- * [6] inbox_bytes_max, [7] inbox_per_sender_max, [8] queued_bytes_max, [9] rooms_max;
- * the operation's own arguments start at ARGV[10]. Times travel as decimal strings: Lua 5.1
- * numbers are doubles, exact for epoch milliseconds, and S() formats them without an
- * exponent. */
+ * ARGV[1] is now (ms); the operation's own arguments start at ARGV[2]. The node's options
+ * (room_ttl_ms, member_ttl_ms, signal_ttl_ms, inbox_max, inbox_bytes_max,
+ * inbox_per_sender_max, queued_bytes_max, rooms_max) are written into the code as constants:
+ * converting them from strings at every call cost more than some whole operations, and nodes
+ * with other options get a library (and scripts) of their own. Times travel as decimal
+ * strings: Lua 5.1 numbers are doubles, exact for epoch milliseconds, and S() formats them
+ * without an exponent.
+ *
+ * Inside Redis, each redis.call() costs a few microseconds (the command runs through the
+ * whole call path and its reply is converted back to Lua): the hot operations (push and
+ * pop) are written to make as few of them as they can. */
 #ifndef PL_STORE_REDIS_SCRIPTS_H
 #define PL_STORE_REDIS_SCRIPTS_H
 
-#define RS_PRELUDE                                                                                 \
-    "local now=tonumber(ARGV[1])\n"                                                                \
-    "local RTTL,MTTL,STTL=tonumber(ARGV[2]),tonumber(ARGV[3]),tonumber(ARGV[4])\n"                 \
-    "local IMAX,IBYTES,ISEND=tonumber(ARGV[5]),tonumber(ARGV[6]),tonumber(ARGV[7])\n"              \
-    "local QBMAX,RMAX=tonumber(ARGV[8]),tonumber(ARGV[9])\n"                                       \
-    "local GRACE=60000\n"                                                                          \
-    "local EV={}\n"                                                                                \
+/* The state every script shares, declared once (RS_VARS, after the engine's own line that
+ * sets the options RTTL, MTTL, STTL, IMAX, IBYTES, ISEND, QBMAX, RMAX) and set from ARGV at
+ * the start of each call (RS_SETUP). */
+#define RS_VARS                                                                                    \
+    "local now,EV\n"                                                                               \
+    "local GRACE=60000\n"
+#define RS_SETUP "now=tonumber(ARGV[1]) EV={}\n"
+
+/* The helpers the scripts share. */
+#define RS_HELPERS                                                                                 \
     "local function S(x) return string.format('%.0f',x) end\n"                                     \
     "local function K(r,s) return 'pl:{'..r..'}:'..s end\n"                                        \
     "local function bytes_lt(a,b)\n"                                                               \
@@ -133,13 +146,24 @@
     "  if #rem==0 then room_remove(r,t) end\n"                                                     \
     "  if #ga>0 then EV[#EV+1]={'M',ra,ga,rem,(#rem==0) and '1' or '0'} end\n"                     \
     "  if #rem==0 then return nil end\n"                                                           \
-    "  touch_expiry(r,t) return t end\n"
+    "  touch_expiry(r,t) return t end\n" /* reap() for the scripts that need only to know the room \
+                                          * is live (push and pop): one read. pl:expiry holds each \
+                                          * room's earliest due time (room, member or signal       \
+                                          * expiry; touch_expiry() keeps it, and every later       \
+                                          * change only adds later times), so a score after now    \
+                                          * means nothing is due and the room is there. Otherwise  \
+                                          * reap() decides. The table it returns has no fields:    \
+                                          * call room_get() for them. */                           \
+    "local function alive(r)\n"                                                                    \
+    "  local e=redis.call('ZSCORE','pl:expiry',r)\n"                                               \
+    "  if e and tonumber(e)>now then return {} end\n"                                              \
+    "  return reap(r) end\n"
 
-/* ARGV[10..19]: room id, broadcaster id, broadcaster name, custom name, public (1/0),
+/* ARGV[2..11]: room id, broadcaster id, broadcaster name, custom name, public (1/0),
  * topology, max_peers, peer id, user id, name. */
 #define RS_CREATE                                                                                  \
-    "local rid,bid,bname=ARGV[10],ARGV[11],ARGV[12]\n"                                             \
-    "local req={p=ARGV[17],u=ARGV[18],n=ARGV[19]}\n"                                               \
+    "local rid,bid,bname=ARGV[2],ARGV[3],ARGV[4]\n"                                                \
+    "local req={p=ARGV[9],u=ARGV[10],n=ARGV[11]}\n"                                                \
     "local ex=redis.call('GET','pl:bcast:'..bid)\n"                                                \
     "if ex then local t=reap(ex)\n"                                                                \
     "  if t then local mm\n"                                                                       \
@@ -157,8 +181,8 @@
     "if RMAX>0 and redis.call('ZCARD','pl:rooms')>=RMAX then return {EV,-30008} end\n"             \
     "if rid=='' then return {EV,-30002} end\n"                                                     \
     "if redis.call('EXISTS',K(rid,'room'))==1 then return {EV,-30005} end\n"                       \
-    "local t={id=rid,bid=bid,bname=bname,cname=ARGV[13],created=S(now),expires=S(now+RTTL),\n"     \
-    "  maxp=ARGV[16],pub=ARGV[14],topo=ARGV[15]}\n"                                                \
+    "local t={id=rid,bid=bid,bname=bname,cname=ARGV[5],created=S(now),expires=S(now+RTTL),\n"      \
+    "  maxp=ARGV[8],pub=ARGV[6],topo=ARGV[7]}\n"                                                   \
     "redis.call('HSET',K(rid,'room'),'id',t.id,'bid',t.bid,'bname',t.bname,'cname',t.cname,\n"     \
     "  'created',t.created,'expires',t.expires,'maxp',t.maxp,'pub',t.pub,'topo',t.topo,'seq',0)\n" \
     "local mm=mem_add(rid,req)\n"                                                                  \
@@ -169,24 +193,24 @@
     "keep(rid,t) touch_expiry(rid,t)\n"                                                            \
     "return {EV,0,room_arr(t,rid),mem_arr(mm),'1'}\n"
 
-/* ARGV[10..14]: room id or "", broadcaster name or "", peer id, user id, name. */
+/* ARGV[2..6]: room id or "", broadcaster name or "", peer id, user id, name. */
 #define RS_JOIN                                                                                    \
-    "local r=ARGV[10]\n"                                                                           \
-    "if r=='' then r=redis.call('GET','pl:name:'..ARGV[11]) end\n"                                 \
+    "local r=ARGV[2]\n"                                                                            \
+    "if r=='' then r=redis.call('GET','pl:name:'..ARGV[3]) end\n"                                  \
     "if not r then return {EV,-30003} end\n"                                                       \
     "local t=reap(r)\n"                                                                            \
     "if not t then return {EV,-30003} end\n"                                                       \
     "local n=redis.call('ZCARD',K(r,'order'))\n"                                                   \
     "if tonumber(t.maxp)>0 and n>=tonumber(t.maxp) then return {EV,-30004} end\n"                  \
-    "if redis.call('HEXISTS',K(r,'mdata'),ARGV[12])==1 then return {EV,-30005} end\n"              \
+    "if redis.call('HEXISTS',K(r,'mdata'),ARGV[4])==1 then return {EV,-30005} end\n"               \
     "local peers=members(r)\n"                                                                     \
-    "local mm=mem_add(r,{p=ARGV[12],u=ARGV[13],n=ARGV[14]})\n"                                     \
+    "local mm=mem_add(r,{p=ARGV[4],u=ARGV[5],n=ARGV[6]})\n"                                        \
     "keep(r,t) touch_expiry(r,t)\n"                                                                \
     "return {EV,0,room_arr(t,r),mem_arr(mm),peers}\n"
 
-/* ARGV[10..11]: room id, peer id. */
+/* ARGV[2..3]: room id, peer id. */
 #define RS_LEAVE                                                                                   \
-    "local r,p=ARGV[10],ARGV[11]\n"                                                                \
+    "local r,p=ARGV[2],ARGV[3]\n"                                                                  \
     "local t=reap(r)\n"                                                                            \
     "if not t then return {EV,-30003} end\n"                                                       \
     "if redis.call('HEXISTS',K(r,'mdata'),p)==0 then return {EV,-30006} end\n"                     \
@@ -196,37 +220,51 @@
     "touch_expiry(r,t)\n"                                                                          \
     "return {EV,0,'0',rest}\n"
 
-/* ARGV[10..11]: room id, peer id. */
+/* ARGV[2..3]: room id, peer id. The keys' TTLs (keep()) are only a backstop for the sweep,
+ * so a heartbeat renews them only once the room's expiry has moved GRACE/2 past the one they
+ * were last set for (kx): the keys then outlive the room by at least GRACE/2, and most
+ * heartbeats make ten fewer calls. */
 #define RS_HEARTBEAT                                                                               \
-    "local r,p=ARGV[10],ARGV[11]\n"                                                                \
+    "local r,p=ARGV[2],ARGV[3]\n"                                                                  \
     "local t=reap(r)\n"                                                                            \
     "if not t then return {EV,-30003} end\n"                                                       \
     "local m=mem_get(r,p)\n"                                                                       \
     "if not m then return {EV,-30006} end\n"                                                       \
     "m.e=S(now+MTTL) mem_save(r,m)\n"                                                              \
-    "t.expires=S(now+RTTL) redis.call('HSET',K(r,'room'),'expires',t.expires)\n"                   \
-    "keep(r,t) touch_expiry(r,t)\n"                                                                \
+    "t.expires=S(now+RTTL)\n"                                                                      \
+    "if t.kx and tonumber(t.expires)-tonumber(t.kx)<GRACE/2 then\n"                                \
+    "  redis.call('HSET',K(r,'room'),'expires',t.expires)\n"                                       \
+    "else redis.call('HSET',K(r,'room'),'expires',t.expires,'kx',t.expires) keep(r,t) end\n"       \
+    "touch_expiry(r,t)\n"                                                                          \
     "return {EV,0,room_arr(t,r),mem_arr(m)}\n"
 
 #define RS_GET_MEMBER                                                                              \
-    "local r,p=ARGV[10],ARGV[11]\n"                                                                \
+    "local r,p=ARGV[2],ARGV[3]\n"                                                                  \
     "local t=reap(r)\n"                                                                            \
     "if not t then return {EV,-30003} end\n"                                                       \
     "local m=mem_get(r,p)\n"                                                                       \
     "if not m then return {EV,-30006} end\n"                                                       \
     "return {EV,0,room_arr(t,r),mem_arr(m)}\n"
 
-/* ARGV[10..18]: room id, from peer, has from (1/0), to peer, has to (1/0), type, envelope
- * id, envelope from, json. */
+/* ARGV[2..11]: room id, from peer, has from (1/0), to peer, has to (1/0), type, envelope
+ * id, envelope from, json, direct: "1" the node holds the recipient's socket and takes the
+ * envelope from the reply when the inbox is empty (answer {EV,0,'D'}: counted as delivered,
+ * not queued); "R" the node could not hand over one so answered after all, and queues it
+ * (its delivery is counted again when popped); "0" queue it. */
 #define RS_PUSH                                                                                    \
-    "local r,from,hasfrom,to,hasto=ARGV[10],ARGV[11],ARGV[12]=='1',ARGV[13],ARGV[14]=='1'\n"       \
-    "local ty,id,efrom,js=ARGV[15],ARGV[16],ARGV[17],ARGV[18]\n"                                   \
-    "local t=reap(r)\n"                                                                            \
+    "local r,from,hasfrom,to,hasto=ARGV[2],ARGV[3],ARGV[4]=='1',ARGV[5],ARGV[6]=='1'\n"            \
+    "local ty,id,efrom,js,dm=ARGV[7],ARGV[8],ARGV[9],ARGV[10],ARGV[11]\n"                          \
+    "local t=alive(r)\n"                                                                           \
     "if not t then return {EV,-30003} end\n"                                                       \
-    "if hasfrom and redis.call('HEXISTS',K(r,'mdata'),from)==0 then return {EV,-30006} end\n"      \
+    "local ms=redis.call('HMGET',K(r,'mdata'),from,to)\n"                                          \
+    "if hasfrom and not ms[1] then return {EV,-30006} end\n"                                       \
     "local k=K(r,'inbox:'..to)\n"                                                                  \
     "if hasto then\n"                                                                              \
-    "  if redis.call('HEXISTS',K(r,'mdata'),to)==0 then return {EV,-30003} end\n"                  \
+    "  local md=ms[2]\n"                                                                           \
+    "  if not md then return {EV,-30003} end\n"                                                    \
+    "  if dm=='1' and redis.call('EXISTS',k)==0 then stat('delivered',1)\n"                        \
+    "    if ty=='1' and efrom~='' then local m=cjson.decode(md) m.l=efrom mem_save(r,m) end\n"     \
+    "    return {EV,0,'D'} end\n"                                                                  \
     "  while true do local h=redis.call('LINDEX',k,0)\n"                                           \
     "    if not h then break end\n"                                                                \
     "    local _,ex,_,_,hj=parse(h)\n"                                                             \
@@ -255,13 +293,14 @@
     "    if p~=sender then redis.call('PUBLISH','pl:inbox',r..'/'..p) end end\n"                   \
     "end\n"                                                                                        \
     "stat('queued',1) stat('qbytes',#js)\n"                                                        \
-    "if sig_due(r,now+STTL) then touch_expiry(r,t) end\n"                                          \
+    "if dm=='R' then stat('delivered',-1) end\n"                                                   \
+    "if sig_due(r,now+STTL) then touch_expiry(r,room_get(r)) end\n"                                \
     "return {EV,0}\n"
 
-/* ARGV[10..13]: room id, peer id, mask, max. Envelopes come back as {id,type,from,json}. */
+/* ARGV[2..5]: room id, peer id, mask, max. Envelopes come back as {id,type,from,json}. */
 #define RS_POP                                                                                     \
-    "local r,p,mask,max=ARGV[10],ARGV[11],tonumber(ARGV[12]),tonumber(ARGV[13])\n"                 \
-    "local t=reap(r)\n"                                                                            \
+    "local r,p,mask,max=ARGV[2],ARGV[3],tonumber(ARGV[4]),tonumber(ARGV[5])\n"                     \
+    "local t=alive(r)\n"                                                                           \
     "if not t then return {EV,-30003} end\n"                                                       \
     "local m=mem_get(r,p)\n"                                                                       \
     "if not m then return {EV,-30006} end\n"                                                       \
@@ -291,18 +330,18 @@
     "return {EV,0,out}\n"
 
 #define RS_GET_ROOM                                                                                \
-    "local t=reap(ARGV[10])\n"                                                                     \
+    "local t=reap(ARGV[2])\n"                                                                      \
     "if not t then return {EV,-30003} end\n"                                                       \
-    "return {EV,0,room_arr(t,ARGV[10])}\n"
+    "return {EV,0,room_arr(t,ARGV[2])}\n"
 
 #define RS_GET_MEMBERS                                                                             \
-    "local t=reap(ARGV[10])\n"                                                                     \
+    "local t=reap(ARGV[2])\n"                                                                      \
     "if not t then return {EV,-30003} end\n"                                                       \
-    "return {EV,0,room_arr(t,ARGV[10]),members(ARGV[10])}\n"
+    "return {EV,0,room_arr(t,ARGV[2]),members(ARGV[2])}\n"
 
-/* ARGV[10..12]: limit, cursor created_at ("" for the first page), cursor room id. */
+/* ARGV[2..4]: limit, cursor created_at ("" for the first page), cursor room id. */
 #define RS_LIST                                                                                    \
-    "local limit,cc,cid=tonumber(ARGV[10]),ARGV[11],ARGV[12]\n"                                    \
+    "local limit,cc,cid=tonumber(ARGV[2]),ARGV[3],ARGV[4]\n"                                       \
     "local min='-inf' local cs=nil\n"                                                              \
     "if cc~='' then cs=-tonumber(cc) min=S(cs) end\n"                                              \
     "local out,last,more,off={},nil,false,0\n"                                                     \
@@ -321,11 +360,11 @@
     "if more and last then nc=last.created..'.'..last.id end\n"                                    \
     "return {EV,0,out,nc}\n"
 
-/* ARGV[10..11]: key, window_ms. */
+/* ARGV[2..3]: key, window_ms. */
 #define RS_RATE                                                                                    \
-    "local w=tonumber(ARGV[11])\n"                                                                 \
+    "local w=tonumber(ARGV[3])\n"                                                                  \
     "local win=math.floor(now/w)\n"                                                                \
-    "local k='pl:rl:'..ARGV[10]..':'..ARGV[11]..':'..S(win)\n"                                     \
+    "local k='pl:rl:'..ARGV[2]..':'..ARGV[3]..':'..S(win)\n"                                       \
     "local c=redis.call('INCR',k)\n"                                                               \
     "if c==1 then redis.call('PEXPIRE',k,w+1000) end\n"                                            \
     "return {EV,0,tostring(c),S((win+1)*w)}\n"
@@ -335,17 +374,17 @@
     "return {EV,0,tostring(redis.call('ZCARD','pl:rooms')),v[1] or '0',v[2] or '0',\n"             \
     "  v[3] or '0',v[4] or '0'}\n"
 
-/* ARGV[10] the secret's name, [11] a fresh random value: the first caller's value wins
+/* ARGV[2] the secret's name, [3] a fresh random value: the first caller's value wins
  * (SET NX, no TTL) and every caller gets the stored one. */
 #define RS_SECRET                                                                                  \
-    "local k='pl:secret:'..ARGV[10]\n"                                                             \
-    "redis.call('SET',k,ARGV[11],'NX')\n"                                                          \
+    "local k='pl:secret:'..ARGV[2]\n"                                                              \
+    "redis.call('SET',k,ARGV[3],'NX')\n"                                                           \
     "return {EV,0,redis.call('GET',k)}\n"
 
-/* ARGV[10]: how many due rooms to handle. Every node runs it; the script is atomic, so each
+/* ARGV[2]: how many due rooms to handle. Every node runs it; the script is atomic, so each
  * expiry is reported by exactly one node. */
 #define RS_SWEEP                                                                                   \
-    "local due=redis.call('ZRANGEBYSCORE','pl:expiry','-inf',now,'LIMIT',0,tonumber(ARGV[10]))\n"  \
+    "local due=redis.call('ZRANGEBYSCORE','pl:expiry','-inf',now,'LIMIT',0,tonumber(ARGV[2]))\n"   \
     "for _,r in ipairs(due) do local t=reap(r) if t then sig_reap(r) touch_expiry(r,t) end end\n"  \
     "return {EV,0,tostring(#due)}\n"
 

@@ -162,6 +162,14 @@ typedef struct {
      * while and has just been made again): every waiting peer should check its inbox. The
      * memory engine never calls it. May be NULL. */
     void (*on_resync)(void *ud);
+    /* Direct delivery; both may be NULL. An engine whose push and pop are each a round trip
+     * (redis) asks can_deliver() before pushing to a peer: true when this node holds a channel
+     * for (room_id, peer_id) that takes envelopes now. The store then checks and counts the
+     * envelope as usual but, when the peer's inbox is empty, does not queue it: it hands it
+     * to deliver(), which saves the pop and the notification. deliver() returns false when
+     * the channel can no longer take it (closed meanwhile); the engine then queues it. */
+    bool (*can_deliver)(void *ud, const char *room_id, const char *peer_id);
+    bool (*deliver)(void *ud, const char *room_id, const char *peer_id, const pl_envelope_t *env);
 } pl_store_listener_t;
 
 typedef struct {

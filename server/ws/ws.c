@@ -115,6 +115,7 @@ static void on_tick(uv_timer_t *t);
 static void on_log(int level, const char *line);
 static void session_wake(pl_hub_sink_t *sink);
 static void session_end(pl_hub_sink_t *sink, int code, const char *why, const char *last);
+static bool session_take(pl_hub_sink_t *sink, const pl_envelope_t *env);
 static void session_close(session_t *s, int code, const char *why);
 static void session_free(session_t *s);
 static void session_send_json(session_t *s, json_t *msg);
@@ -387,6 +388,7 @@ static void on_upgrade_member(void *ud, int status, const pl_room_t *room,
     s->tail = &s->head;
     s->sink.wake = session_wake;
     s->sink.end = session_end;
+    s->sink.take = session_take;
     pl_buf_init(&s->rx);
     snprintf(s->client_ip, sizeof s->client_ip, "%s", call->client_ip);
 
@@ -859,6 +861,28 @@ static void session_end(pl_hub_sink_t *sink, int code, const char *why, const ch
     if (last && session_enqueue(s, last, strlen(last)))
         s->ws->stats.pushed++;
     session_close(s, code, why);
+}
+
+/* An envelope straight from a push (the redis engine's direct delivery). Asked first with
+ * env NULL: yes while the socket is open and its queue has room. The envelope itself comes a
+ * round trip later and is taken even if the queue has filled meanwhile, up to twice its
+ * limits: the store has already counted it as delivered. Refused, it goes to the inbox. */
+static bool session_take(pl_hub_sink_t *sink, const pl_envelope_t *env)
+{
+    session_t *s = (session_t *)sink;
+    const pl_config_t *cfg = s->ws->app->cfg;
+    if (s->close_code || !s->established)
+        return false;
+    if (!env)
+        return !queue_full(s);
+    if (s->queued_bytes >= 2 * (size_t)cfg->ws_queue_bytes ||
+        s->queued_msgs >= 2 * (size_t)cfg->ws_queue_messages)
+        return false;
+    if (!session_enqueue(s, env->json, env->json_len))
+        return false;
+    s->ws->stats.pushed++;
+    s->ws->stats.direct++;
+    return true;
 }
 
 /* Envelopes wait for this peer: move what fits in the queue from the inbox to the socket. */

@@ -14,6 +14,7 @@ typedef struct {
     uint64_t bytes_received;
     uint64_t queue_overflows; /* closed with 1013 */
     uint64_t batched_writes;  /* writes that carried several queued messages */
+    uint64_t direct;          /* envelopes taken straight from a push (no inbox, no pop) */
     /* Close codes, sent or received, as parallel arrays. */
     uint16_t close_codes[16];
     uint64_t close_counts[16];

@@ -143,6 +143,25 @@ static const store_engine_t redis_engine = {
     .deferred = true,
 };
 
+/* The same engine sending its operations as scripts (EVALSHA), as it does to a Redis older
+ * than 7: the whole scenario suite runs both ways. */
+static int redis_make_scripts(uv_loop_t *loop, const pl_store_opts_t *opts,
+                              const pl_store_listener_t *listener, pl_store_t **out)
+{
+    int rc = redis_node(loop, opts, listener, "test", out);
+    if (rc == 0)
+        pl_store_redis_use_scripts(*out);
+    return rc;
+}
+
+static const store_engine_t redis_scripts_engine = {
+    .name = "redis",
+    .reset = redis_reset,
+    .make = redis_make_scripts,
+    .sweep = pl_store_redis_sweep,
+    .deferred = true,
+};
+
 /* ---- what only the redis engine has ---- */
 
 /* Two nodes on one redis: shared rooms, cross-node on_inbox, and each expiry reported by
@@ -246,6 +265,131 @@ static void test_two_nodes(void)
     CHECK_EQ_INT(nmember_notes + (size_t)expired_b, 2);
     CHECK(nmember_notes == 0 || expired_b == 0);
     b->destroy(b);
+    fx_close(&fx);
+}
+
+/* Direct delivery: a node that holds the recipient's socket gets the envelope in the push's
+ * reply instead of through the inbox, the pop and the notification. */
+static int direct_asks, direct_takes;
+static bool direct_can, direct_take_ok;
+static pl_envelope_t direct_env;
+static char direct_json[256], direct_to[PL_ID_SIZE];
+static bool direct_can_deliver(void *ud, const char *room, const char *peer)
+{
+    (void)ud;
+    (void)room;
+    (void)peer;
+    direct_asks++;
+    return direct_can;
+}
+static bool direct_deliver(void *ud, const char *room, const char *peer, const pl_envelope_t *env)
+{
+    (void)ud;
+    direct_takes++;
+    snprintf(direct_to, sizeof direct_to, "%s/%s", room, peer);
+    direct_env = *env;
+    snprintf(direct_json, sizeof direct_json, "%.*s", (int)env->json_len, env->json);
+    direct_env.json = direct_json;
+    return direct_take_ok;
+}
+
+static void test_direct_delivery(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *a = fx.s;
+    pl_store_listener_t ld = {.can_deliver = direct_can_deliver, .deliver = direct_deliver};
+    pl_store_t *d = NULL;
+    REQUIRE(redis_node(&fx.loop, &o, &ld, "d", &d) == 0);
+    REQUIRE(wait_ready(d, 3000));
+    CHECK_EQ_INT(create(a, "room1", "u1", "alice", "p1", true, 16), 0);
+    CHECK_EQ_INT(join(a, "room1", NULL, "p2", "u2"), 0);
+    clear_inbox_notes();
+
+    /* Taken: handed over whole, nothing queued, counted as delivered, no notification. */
+    direct_can = direct_take_ok = true;
+    direct_asks = direct_takes = 0;
+    CHECK_EQ_INT(push(d, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c1", "{\"c\":1}"), 0);
+    CHECK_EQ_INT(direct_asks, 1);
+    CHECK_EQ_INT(direct_takes, 1);
+    CHECK_EQ_STR(direct_to, "room1/p2");
+    CHECK_EQ_STR(direct_env.id, "c1");
+    CHECK_EQ_INT(direct_env.type, PL_ENV_CANDIDATE);
+    CHECK_EQ_STR(direct_env.from, "p1");
+    CHECK_EQ_STR(direct_json, "{\"c\":1}");
+    settle();
+    CHECK_EQ_INT(ninbox, 0);
+    CHECK_EQ_INT(stats(a).signals_queued, 0);
+    CHECK_EQ_INT(stats(a).signals_delivered, 1);
+    CHECK_EQ_INT(pop(a, "room1", "p2", PL_ENV_ALL, 10), 0);
+    CHECK_EQ_INT(R.nenvs, 0);
+    /* An offer taken directly still records its sender as the answer's default `to`. */
+    CHECK_EQ_INT(push(d, "room1", "p1", "p2", PL_ENV_OFFER, "o1", "{}"), 0);
+    CHECK_EQ_INT(direct_takes, 2);
+    CHECK_EQ_INT(get_member(a, "room1", "p2"), 0);
+    CHECK_EQ_STR(R.member.last_offer_from, "p1");
+    /* Membership is checked as for any push. */
+    CHECK_EQ_INT(push(d, "room1", "zz", "p2", PL_ENV_CANDIDATE, "c2", "{}"), PL_EFORBIDDEN);
+    CHECK_EQ_INT(push(d, "room1", "p1", "zz", PL_ENV_CANDIDATE, "c3", "{}"), PL_ENOTFOUND);
+    CHECK_EQ_INT(direct_takes, 2);
+
+    /* Something already waits in the inbox: later pushes queue behind it, in order, even
+     * though the socket could take them. */
+    direct_can = false;
+    CHECK_EQ_INT(push(d, "room1", "p1", "p2", PL_ENV_CANDIDATE, "q1", "{}"), 0);
+    direct_can = true;
+    CHECK_EQ_INT(push(d, "room1", "p1", "p2", PL_ENV_CANDIDATE, "q2", "{}"), 0);
+    CHECK_EQ_INT(direct_takes, 2);
+    wait_inbox(2);
+    CHECK_EQ_INT(pop(a, "room1", "p2", PL_ENV_ALL, 10), 0);
+    REQUIRE(R.nenvs == 2);
+    CHECK_EQ_STR(R.envs[0].id, "q1");
+    CHECK_EQ_STR(R.envs[1].id, "q2");
+
+    /* The socket closed between the question and the reply: the envelope is queued after
+     * all (not lost), and counted as delivered once, when popped. */
+    clear_inbox_notes();
+    direct_take_ok = false;
+    uint64_t before = stats(a).signals_delivered;
+    CHECK_EQ_INT(push(d, "room1", "p1", "p2", PL_ENV_CANDIDATE, "r1", "{}"), 0);
+    CHECK_EQ_INT(direct_takes, 3);
+    wait_inbox(1);
+    CHECK_EQ_INT(stats(a).signals_queued, 1);
+    CHECK_EQ_INT(pop(a, "room1", "p2", PL_ENV_ALL, 10), 0);
+    REQUIRE(R.nenvs == 1);
+    CHECK_EQ_STR(R.envs[0].id, "r1");
+    CHECK_EQ_INT(stats(a).signals_delivered, before + 1);
+    CHECK_EQ_INT(stats(a).signals_queued, 0);
+
+    /* A room's open offer (no `to`) is never delivered directly. */
+    direct_take_ok = true;
+    direct_asks = 0;
+    CHECK_EQ_INT(push(d, "room1", "p1", NULL, PL_ENV_OFFER, "oo", "{}"), 0);
+    CHECK_EQ_INT(direct_asks, 0);
+    CHECK_EQ_INT(pop(a, "room1", "p2", PL_ENV_ALL, 10), 0);
+    REQUIRE(R.nenvs == 1);
+    CHECK_EQ_STR(R.envs[0].id, "oo");
+    d->destroy(d);
+    fx_close(&fx);
+}
+
+/* The server loses the engine's code (a restart without persistence, FUNCTION FLUSH or
+ * SCRIPT FLUSH): the next operation loads it again and succeeds. */
+static void test_code_reloaded(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    CHECK_EQ_INT(create(fx.s, "room1", "u1", "alice", "p1", true, 16), 0);
+    long long n = 0;
+    bool nil = false;
+    CHECK(redis_number("FUNCTION FLUSH", &n, &nil));
+    CHECK(redis_number("SCRIPT FLUSH", &n, &nil));
+    CHECK_EQ_INT(join(fx.s, "room1", NULL, "p2", "u2"), 0);
+    CHECK_EQ_INT(R.room.participant_count, 2);
+    CHECK_EQ_INT(join(fx.s, "room1", NULL, "p3", "u3"), 0);
+    CHECK_EQ_INT(R.room.participant_count, 3);
     fx_close(&fx);
 }
 
@@ -390,7 +534,13 @@ int main(void)
         return 1;
     }
     run_store_scenarios(&redis_engine);
+    printf("-- the same scenarios with scripts (EVALSHA), as on Redis < 7\n");
+    run_store_scenarios(&redis_scripts_engine);
+    store_engine = &redis_scripts_engine;
+    RUN(test_code_reloaded);
     store_engine = &redis_engine;
+    RUN(test_code_reloaded);
+    RUN(test_direct_delivery);
     RUN(test_signal_expiry_bookkeeping);
     RUN(test_two_nodes);
     RUN(test_shared_secret_two_nodes);
