@@ -21,6 +21,7 @@ PACKAGES=(
   libssl-dev
   libwebsockets-dev
   libhiredis-dev
+  libcurl4-openssl-dev # the 7TV proxy's upstream client (multi interface on the libuv loop)
   # libraries (client SDK: ICE, SCTP over DTLS)
   libnice-dev        # ICE (GLib)
   libglib2.0-dev
@@ -37,6 +38,7 @@ PACKAGES=(
   python3-cryptography
   python3-aiortc     # tests/interop: a WebRTC peer nobody here wrote (run with /usr/bin/python3)
   chromium           # tests/browser: Debian's Chromium (/usr/bin/chromium), driven by playwright-core
+  imagemagick        # tests/integration/test_emoji.py makes its PNG/GIF/WebP uploads with it
   nginx              # tests/integration/test_cluster_proxy.py runs deploy/nginx/parley.conf in a private nginx
   nodejs             # tests/browser runs on node (the machines' NodeSource Node.js 20 counts)
   # style

@@ -219,6 +219,20 @@ static const cfg_key_t keys[] = {
 
     K_STR("7tv_api", sevtv_api, "https://7tv.io/v3", "URL", 0, check_http_url,
           "7TV API base URL (http:// or https://)"),
+    K_SECS("7tv_cache_ttl", sevtv_cache_ttl, DAYS_30, "600",
+           "seconds a fetched 7TV emote set is served before it is fetched again (1..2592000)"),
+    K_SECS("7tv_stale_ttl", sevtv_stale_ttl, DAYS_30, "86400",
+           "seconds an old 7TV emote set may still be served while 7TV fails (1..2592000)"),
+    K_MS("7tv_timeout", sevtv_timeout_ms, 120, "5",
+         "seconds a 7TV request may take in all, connect included (1..120)"),
+    K_UINT("7tv_max_bytes", sevtv_max_bytes, 1024, 64u << 20, "8388608", "BYTES",
+           "largest 7TV answer accepted, in bytes (1024..67108864)"),
+
+    /* Custom emoji. */
+    K_UINT("emoji_max_per_domain", emoji_max_per_domain, 1, 1000000, "500", "N",
+           "custom emoji one domain may hold (1..1000000)"),
+    K_UINT("emoji_store_bytes", emoji_store_bytes, 1u << 20, 4095u << 20, "268435456", "BYTES",
+           "image bytes of all custom emoji the memory store holds (1 MiB..4095 MiB)"),
 
     /* Rate limits: N events per S seconds. */
     K_RATE("rl_create_room", rl_create_room, "10/60", "room creations per user"),

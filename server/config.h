@@ -54,7 +54,15 @@ typedef struct {
     char *turn_secret; /* may be NULL */
     uint32_t turn_ttl; /* seconds a TURN credential lives, default 86400 */
 
-    char *sevtv_api; /* PARLEY_7TV_API, default https://7tv.io/v3 */
+    char *sevtv_api;           /* PARLEY_7TV_API, default https://7tv.io/v3 */
+    uint32_t sevtv_cache_ttl;  /* seconds a fetched set is fresh, 600 */
+    uint32_t sevtv_stale_ttl;  /* seconds a stale set may be served while 7TV fails, 86400 */
+    uint32_t sevtv_timeout_ms; /* whole-request timeout, 5 s */
+    uint32_t sevtv_max_bytes;  /* largest answer, 8 MiB */
+
+    /* Custom emoji. */
+    uint32_t emoji_max_per_domain; /* 500 */
+    uint32_t emoji_store_bytes;    /* memory engine's budget for images, 256 MiB */
 
     /* Rate limits, "N/S" in files, env and flags (N events per S seconds; "0" disables). */
     pl_rate_t rl_create_room;  /* per user,  default 10/60 */

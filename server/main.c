@@ -114,6 +114,10 @@ static int start(daemon_t *d)
         .inbox_per_sender_max = 64,
         .queued_bytes_max = (uint64_t)256 << 20,
         .rooms_max = 1000000,
+        .emoji_per_domain_max = d->cfg.emoji_max_per_domain,
+        .emoji_bytes_max = d->cfg.emoji_store_bytes,
+        /* 7TV's sets: a few hundred KiB each; a few hundred channels' worth. */
+        .cache_bytes_max = (uint64_t)64 << 20,
     };
     pl_store_listener_t listener = pl_hub_listener(app->hub);
     if (strcmp(d->cfg.store, "memory") == 0) {
@@ -149,6 +153,7 @@ static int start(daemon_t *d)
         .header_timeout_ms = d->cfg.header_timeout_ms,
         .idle_timeout_ms = d->cfg.idle_timeout_ms,
         .max_body = d->cfg.max_body,
+        .body_limit = pl_api_body_limit,
         .handler = pl_api_handle,
         .on_complete = pl_api_complete,
         .ud = app,
@@ -299,6 +304,8 @@ static void teardown(daemon_t *d)
         goto free_rest;
     if (app->hub)
         pl_hub_flush(app->hub);
+    if (app->emotes)
+        pl_emotes_shutdown(app->emotes);
     if (app->http) {
         pl_http_server_stop_accepting(app->http);
         pl_http_server_close_all(app->http);

@@ -32,6 +32,13 @@ static const pl_route_t routes[] = {
     {PL_M_GET, "/healthz", "healthz", api_healthz},
     {PL_M_GET, "/readyz", "readyz", api_readyz},
     {PL_M_GET, "/metrics", "metrics", api_metrics},
+    {PL_M_GET, "/emoji/list", "emoji_list", api_emoji_list},
+    {PL_M_POST, "/emoji/upload", "emoji_upload", api_emoji_upload},
+    {PL_M_GET, "/emoji/:id", "emoji_get", api_emoji_get},
+    {PL_M_DELETE, "/emoji/:id", "emoji_delete", api_emoji_delete},
+    {PL_M_GET, "/emotes/7tv/global", "emotes_7tv_global", api_emotes_7tv_global},
+    {PL_M_GET, "/emotes/7tv/emote-sets/:id", "emotes_7tv_set", api_emotes_7tv_set},
+    {PL_M_GET, "/emotes/7tv/users/:platform/:id", "emotes_7tv_user", api_emotes_7tv_user},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -52,12 +59,20 @@ int pl_api_init(pl_app_t *app)
         pl_netpolicy_free(&app->net);
         return rc;
     }
+    if ((rc = pl_emotes_new(app, &app->emotes))) {
+        pl_hub_free(app->hub);
+        app->hub = NULL;
+        pl_netpolicy_free(&app->net);
+        return rc;
+    }
     return 0;
 }
 
 void pl_api_free(pl_app_t *app)
 {
     pl_api_drain_pool();
+    pl_emotes_free(app->emotes);
+    app->emotes = NULL;
     pl_hub_free(app->hub);
     app->hub = NULL;
     pl_netpolicy_free(&app->net);
@@ -67,6 +82,7 @@ void pl_api_shutdown(pl_app_t *app)
 {
     app->shutting_down = true;
     pl_hub_flush(app->hub);
+    pl_emotes_shutdown(app->emotes);
 }
 
 /* Freed calls kept for reuse. A call is ~5 KB, beyond malloc's per-thread cache, so each

@@ -19,6 +19,7 @@
 
 typedef struct pl_hub pl_hub_t;
 typedef struct pl_ws pl_ws_t;
+typedef struct pl_emotes pl_emotes_t;
 
 typedef struct pl_app {
     uv_loop_t *loop;
@@ -29,6 +30,7 @@ typedef struct pl_app {
     pl_metrics_t *metrics;
     pl_hub_t *hub;
     pl_ws_t *ws;
+    pl_emotes_t *emotes;
     pl_netpolicy_t net;
     bool shutting_down;
 } pl_app_t;
@@ -188,6 +190,26 @@ void api_get_room(pl_call_t *call);
 void api_healthz(pl_call_t *call);
 void api_readyz(pl_call_t *call);
 void api_metrics(pl_call_t *call);
+/* Custom emoji (emoji.c). */
+void api_emoji_list(pl_call_t *call);
+void api_emoji_upload(pl_call_t *call);
+void api_emoji_get(pl_call_t *call);
+void api_emoji_delete(pl_call_t *call);
+/* Largest request body a route takes (the HTTP server's body_limit hook): an emoji upload
+ * may be bigger than a JSON body. */
+uint32_t pl_api_body_limit(void *ud, const pl_http_req_t *req);
+
+/* ---- 7TV emotes (emotes.c): a caching proxy of 7TV's API ---- */
+
+/* The upstream client (libcurl's multi interface on app->loop). */
+int pl_emotes_new(pl_app_t *app, pl_emotes_t **out);
+/* Shutdown: stops every transfer in flight; the calls waiting on them are answered 503. */
+void pl_emotes_shutdown(pl_emotes_t *e);
+/* Frees it once the loop has run the close callbacks of its handles (after shutdown). */
+void pl_emotes_free(pl_emotes_t *e);
+void api_emotes_7tv_global(pl_call_t *call);
+void api_emotes_7tv_set(pl_call_t *call);
+void api_emotes_7tv_user(pl_call_t *call);
 
 /* ---- hub (hub.c): long-polls and store notifications ---- */
 

@@ -54,9 +54,10 @@ struct pl_http_conn {
     pl_http_conn_t *prev, *next;
     llhttp_t parser;
     conn_state_t state;
-    int handles_open; /* tcp + timer until their close callbacks ran */
-    bool busy;        /* the application holds req */
-    bool in_process;  /* conn_process is on the stack */
+    int handles_open;  /* tcp + timer until their close callbacks ran */
+    uint32_t body_max; /* the current request's body limit (opts.body_limit or max_body) */
+    bool busy;         /* the application holds req */
+    bool in_process;   /* conn_process is on the stack */
     bool reading;
     bool close_after_response;
     bool peer_eof;
@@ -572,7 +573,8 @@ static int cb_headers_complete(llhttp_t *p)
     if (p->upgrade)
         c->close_after_response = true;
 
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s->opts.max_body) {
+    c->body_max = s->opts.body_limit ? s->opts.body_limit(s->opts.ud, r) : s->opts.max_body;
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->body_max) {
         c->error_status = 413;
         return -1;
     }
@@ -595,7 +597,7 @@ static int cb_headers_complete(llhttp_t *p)
 static int cb_body(llhttp_t *p, const char *at, size_t len)
 {
     pl_http_conn_t *c = p->data;
-    if (c->req.body.len + len > c->server->opts.max_body) {
+    if (c->req.body.len + len > c->body_max) {
         c->error_status = 413;
         return -1;
     }

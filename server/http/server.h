@@ -78,6 +78,9 @@ typedef struct {
     uint32_t header_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t max_body;
+    /* Optional: the largest body this request may have, decided from its method, path and
+     * headers once they are in (an upload route may take more than max_body). */
+    uint32_t (*body_limit)(void *ud, const pl_http_req_t *req);
     pl_http_handler_fn handler;
     pl_http_complete_fn on_complete;
     void *ud;

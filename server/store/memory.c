@@ -22,6 +22,7 @@
  *     list_rooms() may lag by up to one sweep for rooms no operation has touched.
  *   - destroy() must not be called from inside one of this engine's callbacks or
  *     notifications. */
+#include "store/memory_blobs.h"
 #include "store/store.h"
 
 #include "common/error.h"
@@ -132,6 +133,7 @@ typedef struct {
     pending_t *pending;
     pending_t **pending_tail;
     mem_secret_t *secrets;
+    pl_mem_blobs_t *blobs; /* custom emoji and the upstream cache (memory_blobs.c) */
 } mem_store_t;
 
 static int64_t now_ms(mem_store_t *s);
@@ -201,6 +203,16 @@ static bool mem_ready(pl_store_t *base);
 static int mem_shared_secret(pl_store_t *base, const char *name, size_t len, pl_store_secret_cb cb,
                              void *ud);
 static void mem_destroy(pl_store_t *base);
+static int mem_emoji_add(pl_store_t *base, const pl_emoji_t *e, const unsigned char *data,
+                         size_t len, pl_store_emoji_cb cb, void *ud);
+static int mem_emoji_get(pl_store_t *base, const char *id, bool with_data, pl_store_emoji_cb cb,
+                         void *ud);
+static int mem_emoji_list(pl_store_t *base, const char *domain, pl_store_emoji_list_cb cb,
+                          void *ud);
+static int mem_emoji_delete(pl_store_t *base, const char *id, pl_store_status_cb cb, void *ud);
+static int mem_cache_get(pl_store_t *base, const char *key, pl_store_cache_cb cb, void *ud);
+static int mem_cache_put(pl_store_t *base, const char *key, const unsigned char *data, size_t len,
+                         uint32_t keep_s, pl_store_status_cb cb, void *ud);
 
 /* ---- small helpers ---- */
 
@@ -714,7 +726,9 @@ static void on_timer(uv_timer_t *t)
  * the handle. */
 static void on_close(uv_handle_t *h)
 {
-    free(h->data);
+    mem_store_t *s = h->data;
+    pl_mem_blobs_free(s->blobs); /* NULL after mem_destroy; set when start-up failed */
+    free(s);
 }
 
 /* ---- operations ---- */
@@ -1341,6 +1355,43 @@ static bool mem_ready(pl_store_t *base)
     return true;
 }
 
+/* ---- custom emoji and cache: memory_blobs.c ---- */
+
+static int mem_emoji_add(pl_store_t *base, const pl_emoji_t *e, const unsigned char *data,
+                         size_t len, pl_store_emoji_cb cb, void *ud)
+{
+    return pl_mem_emoji_add(((mem_store_t *)base)->blobs, e, data, len, cb, ud);
+}
+
+static int mem_emoji_get(pl_store_t *base, const char *id, bool with_data, pl_store_emoji_cb cb,
+                         void *ud)
+{
+    return pl_mem_emoji_get(((mem_store_t *)base)->blobs, id, with_data, cb, ud);
+}
+
+static int mem_emoji_list(pl_store_t *base, const char *domain, pl_store_emoji_list_cb cb, void *ud)
+{
+    return pl_mem_emoji_list(((mem_store_t *)base)->blobs, domain, cb, ud);
+}
+
+static int mem_emoji_delete(pl_store_t *base, const char *id, pl_store_status_cb cb, void *ud)
+{
+    return pl_mem_emoji_delete(((mem_store_t *)base)->blobs, id, cb, ud);
+}
+
+static int mem_cache_get(pl_store_t *base, const char *key, pl_store_cache_cb cb, void *ud)
+{
+    mem_store_t *s = (mem_store_t *)base;
+    return pl_mem_cache_get(s->blobs, key, now_ms(s), cb, ud);
+}
+
+static int mem_cache_put(pl_store_t *base, const char *key, const unsigned char *data, size_t len,
+                         uint32_t keep_s, pl_store_status_cb cb, void *ud)
+{
+    mem_store_t *s = (mem_store_t *)base;
+    return pl_mem_cache_put(s->blobs, key, data, len, keep_s, now_ms(s), cb, ud);
+}
+
 /* Everything but the engine struct goes now; the struct holds the timer handle, which
  * libuv owns until the close callback (run by the loop's next iteration). */
 static void mem_destroy(pl_store_t *base)
@@ -1349,6 +1400,8 @@ static void mem_destroy(pl_store_t *base)
     if (!s)
         return;
     free_all(s);
+    pl_mem_blobs_free(s->blobs);
+    s->blobs = NULL;
     while (s->secrets) {
         mem_secret_t *x = s->secrets;
         s->secrets = x->next;
@@ -1384,6 +1437,12 @@ int pl_store_memory_new(uv_loop_t *loop, const pl_store_opts_t *opts,
         .rate_hit = mem_rate_hit,
         .stats = mem_stats,
         .shared_secret = mem_shared_secret,
+        .emoji_add = mem_emoji_add,
+        .emoji_get = mem_emoji_get,
+        .emoji_list = mem_emoji_list,
+        .emoji_delete = mem_emoji_delete,
+        .cache_get = mem_cache_get,
+        .cache_put = mem_cache_put,
         .ready = mem_ready,
         .destroy = mem_destroy,
     };
@@ -1400,8 +1459,13 @@ int pl_store_memory_new(uv_loop_t *loop, const pl_store_opts_t *opts,
     if (pl_random_bytes(&s->rng, sizeof s->rng) != 0 || s->rng == 0)
         s->rng = 0x9e3779b97f4a7c15ull;
 
+    if (pl_mem_blobs_new(opts, &s->blobs) != 0) {
+        free(s);
+        return PL_ENOMEM;
+    }
     int err = uv_timer_init(loop, &s->timer);
     if (err) {
+        pl_mem_blobs_free(s->blobs);
         free(s);
         return err;
     }

@@ -52,8 +52,8 @@
 #define RS_SWEEP_MS       1000
 #define RS_SWEEP_BATCH    128
 #define RS_CHANNEL        "pl:inbox"
-#define RS_NCONF          1 /* ARGV[1]: now */
-#define RS_ARGS_MAX       (3 + RS_NCONF + 10)
+#define RS_NCONF          1                   /* ARGV[1]: now */
+#define RS_ARGS_MAX       (3 + RS_NCONF + 12) /* emoji_add has 11 */
 
 enum {
     OP_CREATE,
@@ -70,14 +70,23 @@ enum {
     OP_STATS,
     OP_SWEEP,
     OP_SECRET,
+    OP_EMOJI_ADD,
+    OP_EMOJI_GET,
+    OP_EMOJI_LIST,
+    OP_EMOJI_DEL,
+    OP_CACHE_GET,
+    OP_CACHE_PUT,
     OP_COUNT
 };
 
 static const char *const op_name[OP_COUNT] = {
-    [OP_CREATE] = "create",   [OP_JOIN] = "join",     [OP_LEAVE] = "leave", [OP_HEARTBEAT] = "hb",
-    [OP_GET_MEMBER] = "gm",   [OP_PUSH] = "push",     [OP_POP] = "pop",     [OP_GET_ROOM] = "gr",
-    [OP_GET_MEMBERS] = "gms", [OP_LIST] = "list",     [OP_RATE] = "rate",   [OP_STATS] = "stats",
-    [OP_SWEEP] = "sweep",     [OP_SECRET] = "secret",
+    [OP_CREATE] = "create",  [OP_JOIN] = "join",        [OP_LEAVE] = "leave",
+    [OP_HEARTBEAT] = "hb",   [OP_GET_MEMBER] = "gm",    [OP_PUSH] = "push",
+    [OP_POP] = "pop",        [OP_GET_ROOM] = "gr",      [OP_GET_MEMBERS] = "gms",
+    [OP_LIST] = "list",      [OP_RATE] = "rate",        [OP_STATS] = "stats",
+    [OP_SWEEP] = "sweep",    [OP_SECRET] = "secret",    [OP_EMOJI_ADD] = "eadd",
+    [OP_EMOJI_GET] = "eget", [OP_EMOJI_LIST] = "elist", [OP_EMOJI_DEL] = "edel",
+    [OP_CACHE_GET] = "cget", [OP_CACHE_PUT] = "cput",
 };
 
 static const char *const script_body[OP_COUNT] = {
@@ -95,6 +104,12 @@ static const char *const script_body[OP_COUNT] = {
     [OP_STATS] = RS_STATS,
     [OP_SWEEP] = RS_SWEEP,
     [OP_SECRET] = RS_SECRET,
+    [OP_EMOJI_ADD] = RS_EMOJI_ADD,
+    [OP_EMOJI_GET] = RS_EMOJI_GET,
+    [OP_EMOJI_LIST] = RS_EMOJI_LIST,
+    [OP_EMOJI_DEL] = RS_EMOJI_DEL,
+    [OP_CACHE_GET] = RS_CACHE_GET,
+    [OP_CACHE_PUT] = RS_CACHE_PUT,
 };
 
 typedef struct rs_store rs_store_t;
@@ -357,9 +372,40 @@ static void fail_cb(int op, void (*fn)(void), void *ud, int status)
     case OP_SECRET:
         ((pl_store_secret_cb)fn)(ud, status, NULL, 0);
         break;
+    case OP_EMOJI_ADD:
+    case OP_EMOJI_GET:
+        ((pl_store_emoji_cb)fn)(ud, status, NULL, NULL, 0);
+        break;
+    case OP_EMOJI_LIST:
+        ((pl_store_emoji_list_cb)fn)(ud, status, NULL, 0);
+        break;
+    case OP_EMOJI_DEL:
+    case OP_CACHE_PUT:
+        ((pl_store_status_cb)fn)(ud, status);
+        break;
+    case OP_CACHE_GET:
+        ((pl_store_cache_cb)fn)(ud, status, NULL, 0, 0);
+        break;
     default:
         break;
     }
+}
+
+/* RS_EMOJI_FIELDS: id, name, dom, by, at, w, h, anim, ct, etag, size. */
+static void parse_emoji(const redisReply *a, pl_emoji_t *e)
+{
+    memset(e, 0, sizeof *e);
+    str_of(el(a, 0), e->id, sizeof e->id);
+    str_of(el(a, 1), e->name, sizeof e->name);
+    str_of(el(a, 2), e->domain, sizeof e->domain);
+    str_of(el(a, 3), e->uploaded_by, sizeof e->uploaded_by);
+    e->uploaded_at_ms = num(el(a, 4));
+    e->width = (uint32_t)num(el(a, 5));
+    e->height = (uint32_t)num(el(a, 6));
+    e->animated = num(el(a, 7)) != 0;
+    str_of(el(a, 8), e->content_type, sizeof e->content_type);
+    str_of(el(a, 9), e->etag, sizeof e->etag);
+    e->size = (uint32_t)num(el(a, 10));
 }
 
 /* Whether a push to (room, to) may be delivered directly: see pl_store_listener_t. */
@@ -538,6 +584,41 @@ static void complete(rs_req_t *q, const redisReply *r)
             break;
         }
         ((pl_store_secret_cb)q->cb)(q->ud, 0, (const unsigned char *)v->str, v->len);
+        break;
+    }
+    case OP_EMOJI_ADD:
+    case OP_EMOJI_GET: {
+        pl_emoji_t e;
+        parse_emoji(el(r, 2), &e);
+        const redisReply *d = el(r, 3);
+        bool has = d && d->type == REDIS_REPLY_STRING;
+        ((pl_store_emoji_cb)q->cb)(q->ud, 0, &e, has ? (const unsigned char *)d->str : NULL,
+                                   has ? d->len : 0);
+        break;
+    }
+    case OP_EMOJI_LIST: {
+        const redisReply *a = el(r, 2);
+        size_t k = a && a->type == REDIS_REPLY_ARRAY ? a->elements : 0;
+        pl_emoji_t *list = k ? malloc(k * sizeof *list) : NULL;
+        if (k && !list) {
+            fail_cb(q->op, q->cb, q->ud, PL_ENOMEM);
+            break;
+        }
+        for (size_t i = 0; i < k; i++)
+            parse_emoji(a->element[i], &list[i]);
+        ((pl_store_emoji_list_cb)q->cb)(q->ud, 0, list, k);
+        free(list);
+        break;
+    }
+    case OP_EMOJI_DEL:
+    case OP_CACHE_PUT:
+        ((pl_store_status_cb)q->cb)(q->ud, 0);
+        break;
+    case OP_CACHE_GET: {
+        const redisReply *v = el(r, 2);
+        bool has = v && v->type == REDIS_REPLY_STRING;
+        ((pl_store_cache_cb)q->cb)(q->ud, 0, has ? (const unsigned char *)v->str : NULL,
+                                   has ? v->len : 0, num(el(r, 3)));
         break;
     }
     default:
@@ -987,6 +1068,88 @@ static int rs_shared_secret(pl_store_t *base, const char *name, size_t len, pl_s
     return rc;
 }
 
+/* ---- custom emoji and cache ---- */
+
+static int rs_emoji_add(pl_store_t *base, const pl_emoji_t *e, const unsigned char *data,
+                        size_t len, pl_store_emoji_cb cb, void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !e || !cb || (!data && len) || !e->id[0] || !e->domain[0] || !e->name[0])
+        return PL_EINVAL;
+    char at[24], w[16], h[16];
+    pl_fmt_i64(at, e->uploaded_at_ms);
+    pl_fmt_u64(w, e->width);
+    pl_fmt_u64(h, e->height);
+    const char *args[] = {e->id,
+                          e->domain,
+                          e->name,
+                          e->uploaded_by,
+                          at,
+                          w,
+                          h,
+                          e->animated ? "1" : "0",
+                          e->content_type,
+                          e->etag,
+                          data ? (const char *)data : ""};
+    size_t lens[11];
+    for (int i = 0; i < 10; i++)
+        lens[i] = strlen(args[i]);
+    lens[10] = len;
+    return RUN(OP_EMOJI_ADD, cb, ud);
+}
+
+static int rs_emoji_get(pl_store_t *base, const char *id, bool with_data, pl_store_emoji_cb cb,
+                        void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !id || !cb)
+        return PL_EINVAL;
+    ARGS(id, with_data ? "1" : "0");
+    return RUN(OP_EMOJI_GET, cb, ud);
+}
+
+static int rs_emoji_list(pl_store_t *base, const char *domain, pl_store_emoji_list_cb cb, void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !domain || !cb)
+        return PL_EINVAL;
+    ARGS(domain);
+    return RUN(OP_EMOJI_LIST, cb, ud);
+}
+
+static int rs_emoji_delete(pl_store_t *base, const char *id, pl_store_status_cb cb, void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    if (!s || !id || !cb)
+        return PL_EINVAL;
+    ARGS(id);
+    return RUN(OP_EMOJI_DEL, cb, ud);
+}
+
+static int rs_cache_get(pl_store_t *base, const char *key, pl_store_cache_cb cb, void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    size_t klen = key ? strlen(key) : 0;
+    if (!s || !cb || klen == 0 || klen > 200)
+        return PL_EINVAL;
+    ARGS(key);
+    return RUN(OP_CACHE_GET, cb, ud);
+}
+
+static int rs_cache_put(pl_store_t *base, const char *key, const unsigned char *data, size_t len,
+                        uint32_t keep_s, pl_store_status_cb cb, void *ud)
+{
+    rs_store_t *s = (rs_store_t *)base;
+    size_t klen = key ? strlen(key) : 0;
+    if (!s || !cb || klen == 0 || klen > 200 || (!data && len) || keep_s == 0)
+        return PL_EINVAL;
+    char keep[24];
+    pl_fmt_u64(keep, (uint64_t)keep_s * 1000);
+    const char *args[] = {key, data ? (const char *)data : "", keep};
+    size_t lens[] = {klen, len, strlen(keep)};
+    return RUN(OP_CACHE_PUT, cb, ud);
+}
+
 static void sweep_run(rs_store_t *s)
 {
     if (s->sweeping || !rs_ready(&s->base))
@@ -1351,12 +1514,13 @@ static int options_line(const rs_store_t *s, pl_buf_t *b)
 {
     const pl_store_opts_t *o = &s->opts;
     return pl_buf_printf(b,
-                         "local RTTL,MTTL,STTL,IMAX,IBYTES,ISEND,QBMAX,RMAX="
+                         "local RTTL,MTTL,STTL,IMAX,IBYTES,ISEND,QBMAX,RMAX,EMAX="
                          "%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu32 ",%" PRIu32 ",%" PRIu32
-                         ",%" PRIu64 ",%" PRIu32 "\n",
+                         ",%" PRIu64 ",%" PRIu32 ",%" PRIu32 "\n",
                          (uint64_t)o->room_ttl_s * 1000, (uint64_t)o->member_ttl_s * 1000,
                          (uint64_t)o->signal_ttl_s * 1000, o->inbox_max, o->inbox_bytes_max,
-                         o->inbox_per_sender_max, o->queued_bytes_max, o->rooms_max)
+                         o->inbox_per_sender_max, o->queued_bytes_max, o->rooms_max,
+                         o->emoji_per_domain_max)
                ? PL_ENOMEM
                : 0;
 }
@@ -1521,6 +1685,12 @@ int pl_store_redis_new(uv_loop_t *loop, const char *url, const pl_store_opts_t *
         .rate_hit = rs_rate_hit,
         .stats = rs_stats,
         .shared_secret = rs_shared_secret,
+        .emoji_add = rs_emoji_add,
+        .emoji_get = rs_emoji_get,
+        .emoji_list = rs_emoji_list,
+        .emoji_delete = rs_emoji_delete,
+        .cache_get = rs_cache_get,
+        .cache_put = rs_cache_put,
         .ready = rs_ready,
         .destroy = rs_destroy,
     };

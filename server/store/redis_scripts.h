@@ -388,4 +388,65 @@
     "for _,r in ipairs(due) do local t=reap(r) if t then sig_reap(r) touch_expiry(r,t) end end\n"  \
     "return {EV,0,tostring(#due)}\n"
 
+/* ---- custom emoji and the upstream cache ----
+ * pl:emoji:<id> hash (the record and its image in `data`), pl:emoji:names:<domain> hash
+ * name -> id (names are unique per domain), pl:emoji:list:<domain> zset id by upload time;
+ * no TTL. pl:cache:<key> hash {v, at} with the TTL the caller asks for. */
+#define RS_EMOJI_FIELDS "'id','name','dom','by','at','w','h','anim','ct','etag','size'"
+
+/* ARGV[2..12]: id, domain, name, uploaded_by, uploaded_at_ms, width, height, animated (1/0),
+ * content type, etag, image. */
+#define RS_EMOJI_ADD                                                                               \
+    "local id,dom,name=ARGV[2],ARGV[3],ARGV[4]\n"                                                  \
+    "local ek,nk,lk='pl:emoji:'..id,'pl:emoji:names:'..dom,'pl:emoji:list:'..dom\n"                \
+    "if redis.call('HEXISTS',nk,name)==1 or redis.call('EXISTS',ek)==1 then\n"                     \
+    "  return {EV,-30005} end\n"                                                                   \
+    "if EMAX>0 and redis.call('HLEN',nk)>=EMAX then return {EV,-30008} end\n"                      \
+    "redis.call('HSET',ek,'id',id,'dom',dom,'name',name,'by',ARGV[5],'at',ARGV[6],'w',ARGV[7],\n"  \
+    "  'h',ARGV[8],'anim',ARGV[9],'ct',ARGV[10],'etag',ARGV[11],'size',tostring(#ARGV[12]),\n"     \
+    "  'data',ARGV[12])\n"                                                                         \
+    "redis.call('HSET',nk,name,id)\n"                                                              \
+    "redis.call('ZADD',lk,tonumber(ARGV[6]),id)\n"                                                 \
+    "return {EV,0,redis.call('HMGET',ek," RS_EMOJI_FIELDS ")}\n"
+
+/* ARGV[2..3]: id, with data (1/0). */
+#define RS_EMOJI_GET                                                                               \
+    "local k='pl:emoji:'..ARGV[2]\n"                                                               \
+    "local a=redis.call('HMGET',k," RS_EMOJI_FIELDS ")\n"                                          \
+    "if not a[1] then return {EV,-30003} end\n"                                                    \
+    "if ARGV[3]=='1' then return {EV,0,a,redis.call('HGET',k,'data')} end\n"                       \
+    "return {EV,0,a}\n"
+
+/* ARGV[2]: domain. Oldest first. */
+#define RS_EMOJI_LIST                                                                              \
+    "local out={}\n"                                                                               \
+    "for _,id in ipairs(redis.call('ZRANGE','pl:emoji:list:'..ARGV[2],0,-1)) do\n"                 \
+    "  local a=redis.call('HMGET','pl:emoji:'..id," RS_EMOJI_FIELDS ")\n"                          \
+    "  if a[1] then out[#out+1]=a end end\n"                                                       \
+    "return {EV,0,out}\n"
+
+/* ARGV[2]: id. */
+#define RS_EMOJI_DEL                                                                               \
+    "local k=ARGV[2]\n"                                                                            \
+    "local v=redis.call('HMGET','pl:emoji:'..k,'dom','name')\n"                                    \
+    "if not v[1] then return {EV,-30003} end\n"                                                    \
+    "local nk='pl:emoji:names:'..v[1]\n"                                                           \
+    "if redis.call('HGET',nk,v[2])==k then redis.call('HDEL',nk,v[2]) end\n"                       \
+    "redis.call('ZREM','pl:emoji:list:'..v[1],k)\n"                                                \
+    "redis.call('DEL','pl:emoji:'..k)\n"                                                           \
+    "return {EV,0}\n"
+
+/* ARGV[2]: key. */
+#define RS_CACHE_GET                                                                               \
+    "local v=redis.call('HMGET','pl:cache:'..ARGV[2],'v','at')\n"                                  \
+    "if not v[1] then return {EV,-30003} end\n"                                                    \
+    "return {EV,0,v[1],v[2]}\n"
+
+/* ARGV[2..4]: key, value, keep (ms). */
+#define RS_CACHE_PUT                                                                               \
+    "local k='pl:cache:'..ARGV[2]\n"                                                               \
+    "redis.call('HSET',k,'v',ARGV[3],'at',S(now))\n"                                               \
+    "redis.call('PEXPIRE',k,tonumber(ARGV[4]))\n"                                                  \
+    "return {EV,0}\n"
+
 #endif

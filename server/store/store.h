@@ -141,6 +141,35 @@ typedef void (*pl_store_stats_cb)(void *ud, int status, const pl_store_stats_t *
 /* secret: the shared value (len bytes, binary), valid only during the callback. */
 typedef void (*pl_store_secret_cb)(void *ud, int status, const unsigned char *secret, size_t len);
 
+/* ---- custom emoji (persistent: no TTL) ---- */
+
+#define PL_EMOJI_NAME_MAX   32  /* names are 2..32 of [A-Za-z0-9_] */
+#define PL_EMOJI_DOMAIN_MAX 253 /* a DNS name, lower-cased */
+#define PL_EMOJI_ETAG_SIZE  36  /* "\"" + 32 hex digits + "\"" + NUL */
+#define PL_EMOJI_CTYPE_SIZE 16  /* "image/png", "image/gif", "image/webp" */
+
+typedef struct {
+    char id[PL_ID_SIZE];
+    char name[PL_EMOJI_NAME_MAX + 1];
+    char domain[PL_EMOJI_DOMAIN_MAX + 1];
+    char uploaded_by[PL_USER_ID_SIZE];
+    int64_t uploaded_at_ms;
+    uint32_t width, height;
+    bool animated;
+    char content_type[PL_EMOJI_CTYPE_SIZE];
+    char etag[PL_EMOJI_ETAG_SIZE]; /* strong, from the content's hash, quoted */
+    uint32_t size;                 /* bytes of the image */
+} pl_emoji_t;
+
+/* e (and, for emoji_get with data, the image's len bytes) valid only during the callback. */
+typedef void (*pl_store_emoji_cb)(void *ud, int status, const pl_emoji_t *e,
+                                  const unsigned char *data, size_t len);
+/* The domain's emoji, oldest first. */
+typedef void (*pl_store_emoji_list_cb)(void *ud, int status, const pl_emoji_t *list, size_t n);
+/* A cached value (len bytes) and when it was stored (epoch ms). */
+typedef void (*pl_store_cache_cb)(void *ud, int status, const unsigned char *data, size_t len,
+                                  int64_t stored_at_ms);
+
 /* Bounds of shared_secret()'s arguments. */
 #define PL_SECRET_NAME_MAX 64
 #define PL_SECRET_LEN_MAX  256
@@ -181,6 +210,9 @@ typedef struct {
     uint32_t inbox_per_sender_max; /* envelopes one sender may hold in one inbox */
     uint64_t queued_bytes_max;     /* JSON bytes waiting in the whole store */
     uint32_t rooms_max;            /* rooms the engine holds; creation beyond fails PL_ELIMIT */
+    uint32_t emoji_per_domain_max; /* custom emoji one domain holds (PL_ELIMIT beyond) */
+    uint64_t emoji_bytes_max;      /* image bytes of all emoji (memory engine; PL_ELIMIT) */
+    uint64_t cache_bytes_max;      /* bytes of cached values (memory engine: oldest go first) */
     pl_clock_fn clock;             /* NULL = pl_now_ms; tests inject their own */
     void *clock_ud;
 } pl_store_opts_t;
@@ -229,6 +261,23 @@ struct pl_store {
      * created with another length is returned as it is. memory: kept per process. */
     int (*shared_secret)(pl_store_t *s, const char *name, size_t len, pl_store_secret_cb cb,
                          void *ud);
+    /* Custom emoji. emoji_add stores e (every field set by the caller, id fresh) with its
+     * image: PL_EEXIST when the domain already has an emoji of that name, PL_ELIMIT when the
+     * domain holds emoji_per_domain_max or the store is out of room. The callback's e is the
+     * stored record. */
+    int (*emoji_add)(pl_store_t *s, const pl_emoji_t *e, const unsigned char *data, size_t len,
+                     pl_store_emoji_cb cb, void *ud);
+    /* PL_ENOTFOUND unknown id. with_data false: data is NULL (metadata only). */
+    int (*emoji_get)(pl_store_t *s, const char *id, bool with_data, pl_store_emoji_cb cb, void *ud);
+    int (*emoji_list)(pl_store_t *s, const char *domain, pl_store_emoji_list_cb cb, void *ud);
+    /* PL_ENOTFOUND unknown id. */
+    int (*emoji_delete)(pl_store_t *s, const char *id, pl_store_status_cb cb, void *ud);
+    /* A cache of upstream answers shared by every node (7TV's emote sets): cache_put keeps
+     * len bytes under key (1..200 bytes) for keep_s seconds; cache_get gives them back with
+     * their time, or PL_ENOTFOUND. */
+    int (*cache_get)(pl_store_t *s, const char *key, pl_store_cache_cb cb, void *ud);
+    int (*cache_put)(pl_store_t *s, const char *key, const unsigned char *data, size_t len,
+                     uint32_t keep_s, pl_store_status_cb cb, void *ud);
     /* True while the engine can serve (memory: always; redis: connected). */
     bool (*ready)(pl_store_t *s);
     /* Stops timers and frees everything; pending callbacks fire with PL_ECLOSED first. */
