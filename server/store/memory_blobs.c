@@ -248,9 +248,10 @@ static void cache_drop(pl_mem_blobs_t *b, cache_ent_t *c)
 int pl_mem_cache_get(pl_mem_blobs_t *b, const char *key, int64_t now, pl_store_cache_cb cb,
                      void *ud)
 {
-    if (!key || !cb)
+    size_t klen = key ? strlen(key) : 0;
+    if (!cb || klen == 0 || klen > 200)
         return PL_EINVAL;
-    cache_ent_t *c = pl_map_get(&b->cache, key, strlen(key));
+    cache_ent_t *c = pl_map_get(&b->cache, key, klen);
     if (c && c->expires_at_ms <= now) {
         cache_drop(b, c);
         c = NULL;

@@ -291,4 +291,50 @@ static void secret_cb(void *ud, int status, const unsigned char *secret, size_t 
     }
 }
 
+/* Custom emoji and cache: records and bytes copied out. */
+static pl_emoji_t emoji_rec;
+static pl_emoji_t emoji_list_buf[MAXN];
+static size_t emoji_list_n;
+static unsigned char blob_buf[4096];
+static size_t blob_len;
+static bool blob_null;
+static int64_t blob_at;
+
+static void emoji_cb(void *ud, int status, const pl_emoji_t *e, const unsigned char *data,
+                     size_t len)
+{
+    (void)ud;
+    R.calls++;
+    R.status = status;
+    memset(&emoji_rec, 0, sizeof emoji_rec);
+    if (e)
+        emoji_rec = *e;
+    blob_null = data == NULL;
+    blob_len = data && len <= sizeof blob_buf ? len : 0;
+    if (blob_len)
+        memcpy(blob_buf, data, blob_len);
+}
+
+static void emoji_list_cb(void *ud, int status, const pl_emoji_t *list, size_t n)
+{
+    (void)ud;
+    R.calls++;
+    R.status = status;
+    emoji_list_n = n <= MAXN ? n : MAXN;
+    for (size_t i = 0; i < emoji_list_n; i++)
+        emoji_list_buf[i] = list[i];
+}
+
+static void cache_cb(void *ud, int status, const unsigned char *data, size_t len, int64_t at)
+{
+    (void)ud;
+    R.calls++;
+    R.status = status;
+    blob_null = data == NULL;
+    blob_len = data && len <= sizeof blob_buf ? len : 0;
+    if (blob_len)
+        memcpy(blob_buf, data, blob_len);
+    blob_at = at;
+}
+
 #endif

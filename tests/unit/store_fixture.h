@@ -345,4 +345,61 @@ static pl_store_stats_t stats(pl_store_t *s)
     return R.stats;
 }
 
+static int emoji_add(pl_store_t *s, const char *id, const char *domain, const char *name,
+                     const char *by, const void *data, size_t len)
+{
+    pl_emoji_t e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.id, sizeof e.id, "%s", id);
+    snprintf(e.domain, sizeof e.domain, "%s", domain);
+    snprintf(e.name, sizeof e.name, "%s", name);
+    snprintf(e.uploaded_by, sizeof e.uploaded_by, "%s", by);
+    e.uploaded_at_ms = fake_now;
+    e.width = 32;
+    e.height = 24;
+    e.animated = true;
+    snprintf(e.content_type, sizeof e.content_type, "image/gif");
+    snprintf(e.etag, sizeof e.etag, "\"%s\"", id);
+    e.size = (uint32_t)len;
+    R.calls = 0;
+    int rc = s->emoji_add(s, &e, data, len, emoji_cb, NULL);
+    return rc ? rc : (wait_calls() ? R.status : -1);
+}
+
+static int emoji_get(pl_store_t *s, const char *id, bool with_data)
+{
+    R.calls = 0;
+    int rc = s->emoji_get(s, id, with_data, emoji_cb, NULL);
+    return rc ? rc : (wait_calls() ? R.status : -1);
+}
+
+static int emoji_list(pl_store_t *s, const char *domain)
+{
+    R.calls = 0;
+    emoji_list_n = 0;
+    int rc = s->emoji_list(s, domain, emoji_list_cb, NULL);
+    return rc ? rc : (wait_calls() ? R.status : -1);
+}
+
+static int emoji_del(pl_store_t *s, const char *id)
+{
+    R.calls = 0;
+    int rc = s->emoji_delete(s, id, status_cb, NULL);
+    return rc ? rc : (wait_calls() ? R.status : -1);
+}
+
+static int cache_get(pl_store_t *s, const char *key)
+{
+    R.calls = 0;
+    int rc = s->cache_get(s, key, cache_cb, NULL);
+    return rc ? rc : (wait_calls() ? R.status : -1);
+}
+
+static int cache_put(pl_store_t *s, const char *key, const void *data, size_t len, uint32_t keep)
+{
+    R.calls = 0;
+    int rc = s->cache_put(s, key, data, len, keep, status_cb, NULL);
+    return rc ? rc : (wait_calls() ? R.status : -1);
+}
+
 #endif

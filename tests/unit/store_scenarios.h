@@ -1200,6 +1200,113 @@ static void test_shared_secret(void)
     fx_close(&fx);
 }
 
+/* Custom emoji: binary-safe images, names unique per domain, lists in upload order, the
+ * per-domain bound, delete; they outlive rooms and have no TTL. */
+static void test_emoji(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    o.emoji_per_domain_max = 3;
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+    unsigned char img[300];
+    for (size_t i = 0; i < sizeof img; i++)
+        img[i] = (unsigned char)(i * 7); /* NULs and high bytes included */
+    CHECK_EQ_INT(emoji_add(s, "e1", "example.com", "wave", "u1", img, sizeof img), 0);
+    CHECK_EQ_STR(emoji_rec.id, "e1");
+    CHECK_EQ_INT(emoji_rec.size, sizeof img);
+    fake_now += 10;
+    CHECK_EQ_INT(emoji_add(s, "e2", "example.com", "KEKW", "u2", img, 10), 0);
+    CHECK_EQ_INT(emoji_add(s, "e3", "example.com", "wave", "u3", img, 10), PL_EEXIST);
+    CHECK_EQ_INT(emoji_add(s, "e1", "other.org", "x1", "u3", img, 10), PL_EEXIST);
+    /* Same name, other domain: fine. */
+    CHECK_EQ_INT(emoji_add(s, "e4", "other.org", "wave", "u3", img, 1), 0);
+
+    CHECK_EQ_INT(emoji_get(s, "e1", true), 0);
+    CHECK_EQ_STR(emoji_rec.name, "wave");
+    CHECK_EQ_STR(emoji_rec.domain, "example.com");
+    CHECK_EQ_STR(emoji_rec.uploaded_by, "u1");
+    CHECK_EQ_INT(emoji_rec.uploaded_at_ms, T0);
+    CHECK_EQ_INT(emoji_rec.width, 32);
+    CHECK_EQ_INT(emoji_rec.height, 24);
+    CHECK(emoji_rec.animated);
+    CHECK_EQ_STR(emoji_rec.content_type, "image/gif");
+    CHECK_EQ_STR(emoji_rec.etag, "\"e1\"");
+    CHECK_EQ_INT(emoji_rec.size, sizeof img);
+    CHECK_EQ_INT(blob_len, sizeof img);
+    CHECK(memcmp(blob_buf, img, sizeof img) == 0);
+    CHECK_EQ_INT(emoji_get(s, "e1", false), 0);
+    CHECK(blob_null);
+    CHECK_EQ_INT(emoji_get(s, "nope", true), PL_ENOTFOUND);
+
+    CHECK_EQ_INT(emoji_list(s, "example.com"), 0);
+    REQUIRE(emoji_list_n == 2);
+    CHECK_EQ_STR(emoji_list_buf[0].id, "e1");
+    CHECK_EQ_STR(emoji_list_buf[1].id, "e2");
+    CHECK_EQ_STR(emoji_list_buf[1].name, "KEKW");
+    CHECK_EQ_INT(emoji_list(s, "nobody.net"), 0);
+    CHECK_EQ_INT(emoji_list_n, 0);
+
+    /* The bound: a third fits, a fourth does not; a delete makes room. */
+    CHECK_EQ_INT(emoji_add(s, "e5", "example.com", "third", "u1", img, 5), 0);
+    CHECK_EQ_INT(emoji_add(s, "e6", "example.com", "fourth", "u1", img, 5), PL_ELIMIT);
+    CHECK_EQ_INT(emoji_del(s, "e2"), 0);
+    CHECK_EQ_INT(emoji_del(s, "e2"), PL_ENOTFOUND);
+    CHECK_EQ_INT(emoji_get(s, "e2", false), PL_ENOTFOUND);
+    CHECK_EQ_INT(emoji_add(s, "e6", "example.com", "KEKW", "u1", img, 5), 0); /* name free */
+    CHECK_EQ_INT(emoji_list(s, "example.com"), 0);
+    REQUIRE(emoji_list_n == 3);
+    CHECK_EQ_STR(emoji_list_buf[0].id, "e1");
+    CHECK_EQ_STR(emoji_list_buf[1].id, "e5");
+    CHECK_EQ_STR(emoji_list_buf[2].id, "e6");
+
+    /* No TTL: a year on (and a sweep) they are all there. */
+    fake_now += 365LL * 24 * 3600 * 1000;
+    store_engine->sweep(s);
+    settle();
+    CHECK_EQ_INT(emoji_get(s, "e4", true), 0);
+    CHECK_EQ_INT(blob_len, 1);
+    CHECK_EQ_INT(s->emoji_get(s, NULL, true, emoji_cb, NULL), PL_EINVAL);
+    fx_close(&fx);
+}
+
+/* The upstream cache: binary-safe values, their store time, expiry after keep_s, replace. */
+static void test_cache(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *s = fx.s;
+    const unsigned char v[] = {'{', 0, 0xff, '}'};
+    CHECK_EQ_INT(cache_get(s, "7tv:global"), PL_ENOTFOUND);
+    CHECK_EQ_INT(cache_put(s, "7tv:global", v, sizeof v, 10), 0);
+    fake_now += 4000;
+    CHECK_EQ_INT(cache_get(s, "7tv:global"), 0);
+    CHECK_EQ_INT(blob_len, sizeof v);
+    CHECK(memcmp(blob_buf, v, sizeof v) == 0);
+    CHECK_EQ_INT(blob_at, T0);
+    CHECK_EQ_INT(cache_put(s, "7tv:global", "new", 3, 10), 0);
+    CHECK_EQ_INT(cache_get(s, "7tv:global"), 0);
+    CHECK_EQ_INT(blob_len, 3);
+    CHECK_EQ_INT(blob_at, T0 + 4000);
+    CHECK_EQ_INT(cache_put(s, "empty", "", 0, 10), 0);
+    CHECK_EQ_INT(cache_get(s, "empty"), 0);
+    CHECK_EQ_INT(blob_len, 0);
+    CHECK_EQ_INT(s->cache_put(s, "", v, 1, 10, status_cb, NULL), PL_EINVAL);
+    CHECK_EQ_INT(s->cache_put(s, "k", v, 1, 0, status_cb, NULL), PL_EINVAL);
+    char longkey[202];
+    memset(longkey, 'k', 201);
+    longkey[201] = '\0';
+    CHECK_EQ_INT(s->cache_get(s, longkey, cache_cb, NULL), PL_EINVAL);
+    /* The memory engine keeps time by the store's clock; Redis expires keys by its own,
+     * so only the memory engine is moved past the expiry here. */
+    if (!store_engine->deferred) {
+        fake_now += 10001;
+        CHECK_EQ_INT(cache_get(s, "7tv:global"), PL_ENOTFOUND);
+    }
+    fx_close(&fx);
+}
+
 /* Runs every scenario against engine e. */
 static void run_store_scenarios(const store_engine_t *e)
 {
@@ -1230,6 +1337,8 @@ static void run_store_scenarios(const store_engine_t *e)
     RUN(test_destroy_with_live_state);
     RUN(test_random_ops);
     RUN(test_shared_secret);
+    RUN(test_emoji);
+    RUN(test_cache);
 }
 
 #endif
