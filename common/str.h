@@ -28,6 +28,12 @@ static inline bool pl_str_eq(pl_str_t a, const char *lit)
 
 bool pl_str_ieq(pl_str_t a, const char *lit);
 
+static inline bool pl_str_starts(pl_str_t a, const char *lit)
+{
+    size_t n = strlen(lit);
+    return a.len >= n && memcmp(a.ptr, lit, n) == 0;
+}
+
 /* A growable buffer. `data` is always NUL-terminated when non-NULL, so text can be read
  * as a C string; the terminator is not counted in `len`. */
 typedef struct {

@@ -39,6 +39,7 @@ PACKAGES=(
   python3-aiortc     # tests/interop: a WebRTC peer nobody here wrote (run with /usr/bin/python3)
   chromium           # tests/browser: Debian's Chromium (/usr/bin/chromium), driven by playwright-core
   imagemagick        # tests/integration/test_emoji.py makes its PNG/GIF/WebP uploads with it
+  webp               # ... and its animated WebP with gif2webp (libwebp's tool)
   nginx              # tests/integration/test_cluster_proxy.py runs deploy/nginx/parley.conf in a private nginx
   nodejs             # tests/browser runs on node (the machines' NodeSource Node.js 20 counts)
   # style

@@ -198,6 +198,8 @@ void api_emoji_delete(pl_call_t *call);
 /* Largest request body a route takes (the HTTP server's body_limit hook): an emoji upload
  * may be bigger than a JSON body. */
 uint32_t pl_api_body_limit(void *ud, const pl_http_req_t *req);
+/* Appends the custom emoji counters to a /metrics answer. */
+void pl_api_emoji_metrics(pl_buf_t *out);
 
 /* ---- 7TV emotes (emotes.c): a caching proxy of 7TV's API ---- */
 

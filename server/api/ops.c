@@ -50,6 +50,7 @@ static void on_stats(void *ud, int status, const pl_store_stats_t *stats)
     pl_buf_t out;
     pl_buf_init(&out);
     pl_metrics_render(app->metrics, &g, &out);
+    pl_api_emoji_metrics(&out);
     api_answer_text(call, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
     pl_buf_free(&out);
 }
