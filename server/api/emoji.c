@@ -56,6 +56,7 @@ static bool content_type_format(pl_str_t ct, pl_image_format_t *out);
 static void etag_of(const unsigned char *data, size_t len, char out[PL_EMOJI_ETAG_SIZE]);
 static bool etag_matches(pl_str_t inm, const char *etag);
 static bool read_id(pl_call_t *call, char out[PL_ID_SIZE]);
+static emoji_ctx_t *ctx_new(pl_call_t *call);
 
 /* ---- routing hook and metrics ---- */
 
@@ -260,17 +261,26 @@ static json_t *emoji_json(const pl_emoji_t *e)
                      (int)e->height, "animated", e->animated);
 }
 
-/* ---- GET /emoji/list?domain=D ---- */
-
-void api_emoji_list(pl_call_t *call)
+/* The handler's state, freed with the call; NULL (and answered 503) when out of memory. */
+static emoji_ctx_t *ctx_new(pl_call_t *call)
 {
     emoji_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
         api_error(call, 503, "overloaded", "out of memory");
-        return;
+        return NULL;
     }
     call->extra = ctx;
     call->extra_free = free;
+    return ctx;
+}
+
+/* ---- GET /emoji/list?domain=D ---- */
+
+void api_emoji_list(pl_call_t *call)
+{
+    emoji_ctx_t *ctx = ctx_new(call);
+    if (!ctx)
+        return;
     if (!read_domain(call, ctx->meta.domain, sizeof ctx->meta.domain) ||
         !origin_ok(call, ctx->meta.domain))
         return;
@@ -302,13 +312,9 @@ static void on_listed(void *ud, int status, const pl_emoji_t *list, size_t n)
 
 void api_emoji_upload(pl_call_t *call)
 {
-    emoji_ctx_t *ctx = calloc(1, sizeof *ctx);
-    if (!ctx) {
-        api_error(call, 503, "overloaded", "out of memory");
+    emoji_ctx_t *ctx = ctx_new(call);
+    if (!ctx)
         return;
-    }
-    call->extra = ctx;
-    call->extra_free = free;
     pl_emoji_t *e = &ctx->meta;
     if (!api_auth_user(call, false))
         return;
@@ -436,13 +442,9 @@ static bool read_id(pl_call_t *call, char out[PL_ID_SIZE])
 
 void api_emoji_get(pl_call_t *call)
 {
-    emoji_ctx_t *ctx = calloc(1, sizeof *ctx);
-    if (!ctx) {
-        api_error(call, 503, "overloaded", "out of memory");
+    emoji_ctx_t *ctx = ctx_new(call);
+    if (!ctx)
         return;
-    }
-    call->extra = ctx;
-    call->extra_free = free;
     if (!read_id(call, ctx->id))
         return;
     int rc = call->app->store->emoji_get(call->app->store, ctx->id, true, on_got, call);
@@ -482,13 +484,9 @@ static void on_got(void *ud, int status, const pl_emoji_t *e, const unsigned cha
 
 void api_emoji_delete(pl_call_t *call)
 {
-    emoji_ctx_t *ctx = calloc(1, sizeof *ctx);
-    if (!ctx) {
-        api_error(call, 503, "overloaded", "out of memory");
+    emoji_ctx_t *ctx = ctx_new(call);
+    if (!ctx)
         return;
-    }
-    call->extra = ctx;
-    call->extra_free = free;
     if (!api_auth_user(call, false) || !read_id(call, ctx->id))
         return;
     int rc = call->app->store->emoji_get(call->app->store, ctx->id, false, on_got_for_delete, call);
