@@ -45,7 +45,13 @@ struct pl_metrics {
     size_t nhist;
     scope_count_t limited[MAX_SCOPES];
     size_t nlimited;
+    uint64_t sevtv_upstream[PL_7TV_UP_COUNT];
+    uint64_t sevtv_cache[PL_7TV_CACHE_COUNT];
 };
+
+static const char *const sevtv_upstream_names[PL_7TV_UP_COUNT] = {
+    "ok", "error", "timeout", "too_large", "bad_json", "not_found"};
+static const char *const sevtv_cache_names[PL_7TV_CACHE_COUNT] = {"hit", "miss", "stale"};
 
 pl_metrics_t *pl_metrics_new(void)
 {
@@ -113,6 +119,18 @@ void pl_metrics_rate_limited(pl_metrics_t *m, const char *scope)
         m->limited[i].scope = scope;
     }
     m->limited[i].count++;
+}
+
+void pl_metrics_7tv_upstream(pl_metrics_t *m, pl_7tv_result_t result)
+{
+    if ((unsigned)result < PL_7TV_UP_COUNT)
+        m->sevtv_upstream[result]++;
+}
+
+void pl_metrics_7tv_cache(pl_metrics_t *m, pl_7tv_cache_t result)
+{
+    if ((unsigned)result < PL_7TV_CACHE_COUNT)
+        m->sevtv_cache[result]++;
 }
 
 void pl_metrics_render(pl_metrics_t *m, const pl_metrics_gauges_t *g, pl_buf_t *o)
@@ -255,4 +273,17 @@ void pl_metrics_render(pl_metrics_t *m, const pl_metrics_gauges_t *g, pl_buf_t *
     for (size_t i = 0; i < m->nlimited; i++)
         pl_buf_printf(o, "parley_rate_limited_total{scope=\"%s\"} %llu\n", m->limited[i].scope,
                       (unsigned long long)m->limited[i].count);
+
+    /* Every label value is written, zero or not, so that rates exist from the start. */
+    pl_buf_appends(o, "# HELP parley_7tv_upstream_requests_total Fetches from the 7TV API, by "
+                      "outcome.\n# TYPE parley_7tv_upstream_requests_total counter\n");
+    for (size_t i = 0; i < PL_7TV_UP_COUNT; i++)
+        pl_buf_printf(o, "parley_7tv_upstream_requests_total{result=\"%s\"} %llu\n",
+                      sevtv_upstream_names[i], (unsigned long long)m->sevtv_upstream[i]);
+    pl_buf_appends(o, "# HELP parley_7tv_cache_total 7TV emote answers by source: a fresh cached "
+                      "copy (hit), the upstream (miss), a stale copy while 7TV fails (stale).\n"
+                      "# TYPE parley_7tv_cache_total counter\n");
+    for (size_t i = 0; i < PL_7TV_CACHE_COUNT; i++)
+        pl_buf_printf(o, "parley_7tv_cache_total{result=\"%s\"} %llu\n", sevtv_cache_names[i],
+                      (unsigned long long)m->sevtv_cache[i]);
 }

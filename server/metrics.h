@@ -28,6 +28,26 @@ void pl_metrics_free(pl_metrics_t *m);
 void pl_metrics_request(pl_metrics_t *m, const char *route, const char *method, int status,
                         double seconds);
 void pl_metrics_rate_limited(pl_metrics_t *m, const char *scope);
+
+/* The 7TV proxy (api/emotes.c): one count per upstream fetch, by outcome, and one per
+ * answered emotes request, by where its answer came from. */
+typedef enum {
+    PL_7TV_UP_OK,
+    PL_7TV_UP_ERROR,
+    PL_7TV_UP_TIMEOUT,
+    PL_7TV_UP_TOO_LARGE,
+    PL_7TV_UP_BAD_JSON,
+    PL_7TV_UP_NOT_FOUND,
+    PL_7TV_UP_COUNT
+} pl_7tv_result_t;
+typedef enum {
+    PL_7TV_CACHE_HIT,
+    PL_7TV_CACHE_MISS,
+    PL_7TV_CACHE_STALE,
+    PL_7TV_CACHE_COUNT
+} pl_7tv_cache_t;
+void pl_metrics_7tv_upstream(pl_metrics_t *m, pl_7tv_result_t result);
+void pl_metrics_7tv_cache(pl_metrics_t *m, pl_7tv_cache_t result);
 void pl_metrics_render(pl_metrics_t *m, const pl_metrics_gauges_t *g, pl_buf_t *out);
 
 #endif
