@@ -36,7 +36,7 @@
 #define WAITERS_MAX 1000
 /* Upstream fetches running at once, for distinct keys: made-up set ids must not open an
  * unbounded number of connections to 7TV. */
-#define FLIGHTS_MAX        256
+#define FLIGHTS_MAX        64
 #define CONNECT_TIMEOUT_MS 3000
 #define WARNING_STALE      "110 - \"Response is Stale\""
 

@@ -257,6 +257,13 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # parleyd may open dozens of connections at once (one per key it fetches).
+    request_queue_size = 256
+
+    def handle_error(self, request, client_address):
+        # A client that hung up early (parleyd cutting a huge body, a test closing) is
+        # expected here, not worth a traceback.
+        pass
 
 
 class Fake7TV:
@@ -268,6 +275,7 @@ class Fake7TV:
         self.host, self.port = self.httpd.server_address[:2]
         self.url = "http://%s:%d/v3" % (self.host, self.port)
         self.thread = None
+        self.stopped = False
 
     def start(self):
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -275,6 +283,9 @@ class Fake7TV:
         return self
 
     def stop(self):
+        if self.stopped:
+            return
+        self.stopped = True
         with self.httpd.state.lock:
             self.httpd.state.release.set()
         self.httpd.shutdown()
