@@ -101,12 +101,11 @@ struct pl_emotes {
     uv_timer_t timer;
     pl_map_t flights; /* key -> flight_t */
     size_t nfetching;
-    sock_t *socks;     /* polls not yet closing */
-    int handles_open;  /* the timer and the polls, until their close callbacks */
-    bool curl_inited;  /* curl_global_init succeeded */
-    bool timer_inited; /* the timer is open */
-    bool stopped;      /* pl_emotes_shutdown ran */
-    bool freeing;      /* pl_emotes_free ran: the last close callback frees */
+    sock_t *socks;    /* polls not yet closing */
+    int handles_open; /* the timer and the polls, until their close callbacks */
+    bool curl_inited; /* curl_global_init succeeded */
+    bool stopped;     /* pl_emotes_shutdown ran */
+    bool freeing;     /* pl_emotes_free ran: the last close callback frees */
 };
 
 static void emotes_lookup(pl_call_t *call, pl_7tv_kind_t kind, const char *key, const char *path);
@@ -164,7 +163,6 @@ int pl_emotes_new(pl_app_t *app, pl_emotes_t **out)
     if (uv_timer_init(app->loop, &e->timer) != 0)
         goto fail;
     e->timer.data = e;
-    e->timer_inited = true;
     e->handles_open = 1;
     *out = e;
     return 0;
@@ -184,26 +182,25 @@ void pl_emotes_shutdown(pl_emotes_t *e)
     if (!e || e->stopped)
         return;
     e->stopped = true;
-    /* Collect first: answering a call may run the next request pipelined behind it, and
-     * the map must not change under the iteration. */
-    size_t n = 0, cap = pl_map_size(&e->flights);
-    flight_t **all = cap ? calloc(cap, sizeof *all) : NULL;
-    pl_map_iter_t it;
-    void *val;
-    pl_map_iter_init(&it, &e->flights);
-    while (all && n < cap && pl_map_iter_next(&it, NULL, NULL, &val))
-        if (((flight_t *)val)->state == FLIGHT_FETCHING)
-            all[n++] = val;
-    for (size_t i = 0; i < n; i++) {
-        flight_t *f = all[i];
+    /* One flight at a time from the start of the map: answering a call may run the next
+     * request pipelined behind it, which must not change the map under an iteration (it
+     * cannot start a flight: it sees e->stopped). There are at most FLIGHTS_MAX of them. */
+    for (;;) {
+        flight_t *f = NULL;
+        pl_map_iter_t it;
+        void *val;
+        pl_map_iter_init(&it, &e->flights);
+        while (!f && pl_map_iter_next(&it, NULL, NULL, &val))
+            if (((flight_t *)val)->state == FLIGHT_FETCHING)
+                f = val;
+        if (!f)
+            break;
         curl_multi_remove_handle(e->multi, f->easy);
         curl_easy_cleanup(f->easy);
         f->easy = NULL;
         flight_fail(f, 503, "shutting_down", "the server is shutting down");
     }
-    free(all);
-    if (e->timer_inited)
-        uv_timer_stop(&e->timer);
+    uv_timer_stop(&e->timer);
 }
 
 void pl_emotes_free(pl_emotes_t *e)
@@ -523,9 +520,8 @@ static void flight_fail(flight_t *f, int status, const char *code, const char *m
     pl_map_del(&e->flights, f->key, strlen(f->key));
     e->nfetching--;
     job_t *job;
-    while ((job = waiter_pop(f))) {
+    while ((job = waiter_pop(f)))
         answer_failure(job->call, status == 404 ? NULL : &f->stale, status, code, msg);
-    }
     flight_free(f);
 }
 
