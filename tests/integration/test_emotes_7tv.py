@@ -11,7 +11,8 @@ import time
 import unittest
 
 from fake7tv import EMPTY_SET_ID, SET_ID, Fake7TV
-from harness import ParleyTestCase, metrics, read_http_response, req, scaled, wait_until
+from harness import (TEST_STORE, ParleyTestCase, RedisServer, metrics, read_http_response, req,
+                     scaled, wait_until)
 
 WARNING = '110 - "Response is Stale"'
 CDN = "https://cdn.7tv.app/emote/"
@@ -193,6 +194,25 @@ class TestUpstreamFailures(EmotesCase):
         r = req(srv, "GET", "/emotes/7tv/global")
         self.assertError(r, 502, "upstream_unavailable")
         self.assertEqual(counters(srv)["up.error"], 1)
+        self.assertHealthy(srv)
+
+
+class TestStoreDown(EmotesCase):
+    @unittest.skipUnless(TEST_STORE == "redis", "needs the redis engine")
+    def test_cache_unreachable_still_fetches(self):
+        redis = RedisServer().start()
+        self.addCleanup(redis.stop)
+        fake = self.fake()
+        srv = self.srv(fake, PARLEY_STORE=redis.url)
+        self.assertEmotes(req(srv, "GET", "/emotes/7tv/global"), GLOBAL, cache="miss")
+        self.assertEmotes(req(srv, "GET", "/emotes/7tv/global"), GLOBAL, cache="hit")
+        redis.stop()
+        wait_until(lambda: req(srv, "GET", "/readyz").status == 503, timeout=scaled(5))
+        # No cache to read or write: every request goes to 7TV and still gets its set.
+        for _ in range(2):
+            self.assertEmotes(req(srv, "GET", "/emotes/7tv/global"), GLOBAL, cache="miss")
+        self.assertEqual(fake.count(), 3)
+        self.assertTrue(srv.find_log("7tv cache lookup failed", key="7tv:global"))
         self.assertHealthy(srv)
 
 
