@@ -204,7 +204,8 @@ static void add_cors(pl_call_t *call)
     snprintf(value, sizeof value, "%.*s", (int)origin.len, origin.ptr);
     call_header(call, "Access-Control-Allow-Origin", value);
     call_header(call, "Access-Control-Expose-Headers",
-                "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After");
+                "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, ETag, Age, "
+                "Warning, X-Cache");
 }
 
 static void handle_options(pl_call_t *call, int match_rc)

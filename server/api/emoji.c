@@ -162,7 +162,8 @@ static bool origin_ok(pl_call_t *call, const char *domain)
     snprintf(value, sizeof value, "%.*s", (int)origin.len, origin.ptr);
     pl_http_add_header(call->req, "Access-Control-Allow-Origin", value);
     pl_http_add_header(call->req, "Access-Control-Expose-Headers",
-                       "ETag, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After");
+                       "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, ETag, "
+                       "Age, Warning, X-Cache");
     return true;
 }
 

@@ -460,7 +460,7 @@ class TestCors(ParleyTestCase):
     def assertPreflightOk(self, r, origin):
         self.assertStatus(r, 204)
         self.assertEqual(r.headers.get("Access-Control-Allow-Origin"), origin)
-        self.assertEqual(r.headers.get("Access-Control-Allow-Methods"), "GET, POST, OPTIONS")
+        self.assertEqual(r.headers.get("Access-Control-Allow-Methods"), "GET, POST, DELETE, OPTIONS")
         self.assertEqual(r.headers.get("Access-Control-Allow-Headers"), "Authorization, Content-Type")
         self.assertEqual(r.headers.get("Access-Control-Max-Age"), "600")
         self.assertIn("Origin", r.headers.get("Vary", ""))
@@ -469,7 +469,8 @@ class TestCors(ParleyTestCase):
         self.assertEqual(r.headers.get("Access-Control-Allow-Origin"), origin, r.headers)
         self.assertIn("Origin", r.headers.get("Vary", ""))
         self.assertEqual(r.headers.get("Access-Control-Expose-Headers"),
-                         "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After")
+                         "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, "
+                         "ETag, Age, Warning, X-Cache")
 
     def test_allowed_list(self):
         srv = self.server(PARLEY_ALLOWED_ORIGINS=self.GOOD + "," + self.ALSO)
