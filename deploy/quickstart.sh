@@ -10,7 +10,8 @@
 #
 # Files (all under build/, which git ignores):
 #   build/dev-secret    the HS256 secret (48 random bytes, base64url), made once, mode 600
-#   build/dev-token     a fresh 24 h token for user "dev-user" ("Dev User"), made every run
+#   build/dev-token     a fresh 24 h token for user "dev-user" ("Dev User", custom emoji
+#                       of the domain "localhost"), made every run
 #   build/parleyd.log   the server log in --background mode
 #   build/parleyd.pid   its pid
 #
@@ -83,7 +84,8 @@ SECRET="$(cat "$SECRET_FILE")"
 # An HS256 JWT: base64url(header).base64url(payload).base64url(HMAC-SHA256(secret, both)).
 now="$(date +%s)"
 header="$(printf '%s' '{"alg":"HS256","typ":"JWT"}' | b64url)"
-payload="$(printf '{"sub":"dev-user","name":"Dev User","iat":%d,"exp":%d}' "$now" "$((now + 86400))" | b64url)"
+# "domains": the sites whose custom emoji this user may upload (localhost, for trying it).
+payload="$(printf '{"sub":"dev-user","name":"Dev User","domains":["localhost"],"iat":%d,"exp":%d}' "$now" "$((now + 86400))" | b64url)"
 signature="$(printf '%s' "$header.$payload" | openssl dgst -sha256 -hmac "$SECRET" -binary | b64url)"
 TOKEN="$header.$payload.$signature"
 (umask 077 && printf '%s\n' "$TOKEN" > "$TOKEN_FILE")
