@@ -353,9 +353,19 @@ static void finish_stop(parley_client *c)
     uv_close((uv_handle_t *)&c->async, NULL);
 }
 
+/* Set on every client's SDK thread, so that blocking calls (parley_emotes_load) can refuse
+ * to stall it. */
+static _Thread_local int on_sdk_thread;
+
+int pl__on_sdk_thread(void)
+{
+    return on_sdk_thread;
+}
+
 static void *sdk_thread(void *arg)
 {
     parley_client *c = arg;
+    on_sdk_thread = 1;
     uv_run(&c->loop, UV_RUN_DEFAULT);
     /* Everything of ours is closed; lws and the pc layer close theirs by themselves. What
      * still runs after 5 s is closed by force rather than waited on for ever. */

@@ -5,7 +5,9 @@
 #include "http.h"
 
 #include "parley.h"
+#include "util.h"
 
+#include <jansson.h>
 #include <llhttp.h>
 
 #include <stdio.h>
@@ -305,4 +307,21 @@ void pl__http_cancel(pl__http_req_t *r)
         return;
     r->done = 1;
     close_all(r);
+}
+
+int pl__http_error(const pl__http_resp_t *resp, char *detail, size_t dlen)
+{
+    if (detail && dlen)
+        detail[0] = '\0';
+    if (resp->err)
+        return resp->err;
+    json_t *j = resp->len ? json_loadb(resp->body, resp->len, 0, NULL) : NULL;
+    json_t *e = json_object_get(j, "error");
+    const char *code = json_string_value(json_object_get(e, "code"));
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    int err = code ? pl__err_from_code(code) : pl__err_from_status(resp->status);
+    if (detail && dlen && msg)
+        snprintf(detail, dlen, "%s", msg);
+    json_decref(j);
+    return err;
 }

@@ -40,4 +40,9 @@ int pl__http_start(uv_loop_t *loop, const struct sockaddr *addr, const pl__http_
 /* Abandons a request: no callback. NULL is fine. */
 void pl__http_cancel(pl__http_req_t *r);
 
+/* The error of a response that is not a success: resp->err when the exchange failed, else
+ * the PARLEY_ESRV_* of the body's {"error":{"code"}} (of the status without one), with the
+ * server's message copied into detail (when given; "" without a message). */
+int pl__http_error(const pl__http_resp_t *resp, char *detail, size_t dlen);
+
 #endif

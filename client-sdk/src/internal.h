@@ -72,6 +72,9 @@ int pl__room_send(pl__room_t *r, const char *peer_id, parley_msg_kind kind, cons
                   size_t len);
 int pl__room_broadcast(pl__room_t *r, parley_msg_kind kind, const void *data, size_t len);
 
+/* client.c: true on the SDK thread of any client (where nothing may block). */
+int pl__on_sdk_thread(void);
+
 /* client.c: the snapshot */
 void pl__snap_set(parley_client *c, const char *peer_id, size_t max_message);
 void pl__snap_del(parley_client *c, const char *peer_id);

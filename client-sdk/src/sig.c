@@ -29,7 +29,6 @@
 #include <string.h>
 
 #define MAX_TOKEN         4096
-#define MAX_URL_PART      255
 #define MAX_RESPONSE      (4u << 20) /* an events answer: up to 100 envelopes of 64 KiB */
 #define MAX_WS_MESSAGE    (1u << 20)
 #define MAX_QUEUE_MSGS    1024
@@ -86,9 +85,7 @@ struct pl__sig {
     pl__sig_callbacks_t cb;
     const pl__logger_t *log;
     int mode;
-    /* server_url, split */
-    char *host, *host_hdr, *base;
-    int port;
+    pl__url_t url; /* server_url, split */
     char *user_token;
     /* the resolved address; re-resolved after a network failure */
     struct sockaddr_storage addr;
@@ -292,35 +289,17 @@ static void set_token(pl__sig_t *s, const char *tok)
     s->token = t;
 }
 
-/* The server's error: PARLEY_ESRV_* from the body's code (or the status), and its message. */
-static int server_error(const pl__http_resp_t *r, char *detail, size_t dlen)
-{
-    if (detail && dlen)
-        detail[0] = '\0';
-    if (r->err)
-        return r->err;
-    json_t *j = r->len ? json_loadb(r->body, r->len, 0, NULL) : NULL;
-    json_t *e = json_object_get(j, "error");
-    const char *code = json_string_value(json_object_get(e, "code"));
-    const char *msg = json_string_value(json_object_get(e, "message"));
-    int err = code ? pl__err_from_code(code) : pl__err_from_status(r->status);
-    if (detail && dlen && msg)
-        snprintf(detail, dlen, "%s", msg);
-    json_decref(j);
-    return err;
-}
-
 static int start_rest(pl__sig_t *s, const char *method, const char *path, const char *bearer,
                       const json_t *body, uint32_t timeout_ms, pl__http_cb cb, pl__http_req_t **out)
 {
-    char full[MAX_URL_PART * 2 + 128];
-    snprintf(full, sizeof full, "%s%s", s->base, path);
+    char full[PL__URL_MAX_PART * 2 + 128];
+    snprintf(full, sizeof full, "%s%s", s->url.base, path);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     if (body && !text)
         return PARLEY_ENOMEM;
     pl__http_opts_t o = {
         .method = method,
-        .host = s->host_hdr,
+        .host = s->url.host_hdr,
         .path = full,
         .bearer = bearer,
         .body = text,
@@ -366,7 +345,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
             s->have_addr = 1;
             err = 0;
         } else {
-            pl__logf(s->log, PL__LOG_WARN, "cannot resolve %s: %s", s->host,
+            pl__logf(s->log, PL__LOG_WARN, "cannot resolve %s: %s", s->url.host,
                      status ? uv_strerror(status) : "no address");
         }
         r->next(s, err);
@@ -391,12 +370,12 @@ static void resolve_then(pl__sig_t *s, void (*next)(pl__sig_t *s, int err))
     r->next = next;
     r->req.data = r;
     char port[8];
-    snprintf(port, sizeof port, "%d", s->port);
+    snprintf(port, sizeof port, "%d", s->url.port);
     struct addrinfo hints;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    if (uv_getaddrinfo(s->loop, &r->req, on_resolved, s->host, port, &hints) < 0) {
+    if (uv_getaddrinfo(s->loop, &r->req, on_resolved, s->url.host, port, &hints) < 0) {
         free(r);
         next(s, PARLEY_ENETWORK);
         return;
@@ -439,7 +418,7 @@ static void on_join_resp(void *ud, const pl__http_resp_t *r)
         return;
     }
     if (r->status != 200 && r->status != 201) {
-        int err = server_error(r, detail, sizeof detail);
+        int err = pl__http_error(r, detail, sizeof detail);
         fail_join(s, err, detail);
         return;
     }
@@ -645,14 +624,14 @@ static void on_probe_resp(void *ud, const pl__http_resp_t *r)
         return;
     if (membership_gone(r->status)) {
         char detail[MAX_DETAIL];
-        int err = server_error(r, detail, sizeof detail);
+        int err = pl__http_error(r, detail, sizeof detail);
         pl__logf(s->log, PL__LOG_WARN, "the membership is gone (%s: %s)", parley_strerror(err),
                  detail);
         end_membership(s, PARLEY_ESRV_EXPIRED);
         return;
     }
     if (r->status != 200) {
-        lost_link(s, server_error(r, NULL, 0));
+        lost_link(s, pl__http_error(r, NULL, 0));
         return;
     }
     json_t *j = json_loadb(r->body, r->len, 0, NULL);
@@ -868,12 +847,12 @@ static void on_ws_close(void *ud, int code, int http_status)
 
 static void open_ws(pl__sig_t *s)
 {
-    char path[MAX_URL_PART + 32];
-    snprintf(path, sizeof path, "%s/signaling/ws", s->base);
+    char path[PL__URL_MAX_PART + 32];
+    snprintf(path, sizeof path, "%s/signaling/ws", s->url.base);
     pl__ws_opts_t o = {
         .ip = s->ip,
-        .port = s->port,
-        .host = s->host_hdr,
+        .port = s->url.port,
+        .host = s->url.host_hdr,
         .path = path,
         .bearer = s->token,
         .max_message = MAX_WS_MESSAGE,
@@ -910,7 +889,7 @@ static void on_poll_resp(void *ud, const pl__http_resp_t *r)
         return;
     }
     if (r->status != 200) {
-        lost_link(s, server_error(r, NULL, 0));
+        lost_link(s, pl__http_error(r, NULL, 0));
         return;
     }
     json_t *j = json_loadb(r->body, r->len, 0, NULL);
@@ -986,7 +965,7 @@ static void on_send_resp(void *ud, const pl__http_resp_t *r)
     outmsg_t *m = fifo_pop(&s->q);
     if (r->status != 202 && r->status != 200) {
         char detail[MAX_DETAIL];
-        int err = server_error(r, detail, sizeof detail);
+        int err = pl__http_error(r, detail, sizeof detail);
         push_ev(s, EV_ERROR, NULL, 0, err, "signal", detail);
     }
     if (m)
@@ -1140,7 +1119,7 @@ static void on_leave_resp(void *ud, const pl__http_resp_t *r)
     if (r->err)
         err = r->err;
     else if (r->status != 204 && r->status != 200 && r->status != 403 && r->status != 404)
-        err = server_error(r, NULL, 0);
+        err = pl__http_error(r, NULL, 0);
     leave_done(s, err);
 }
 
@@ -1215,53 +1194,6 @@ const char *pl__sig_peer_id(const pl__sig_t *s)
 
 /* ---- lifetime ---- */
 
-/* "http://host[:port][/base]"; https is not supported (put TLS in a proxy on the same host,
- * or add it to http.c and ws.c). */
-static int parse_url(pl__sig_t *s, const char *url)
-{
-    if (!url || strncmp(url, "http://", 7) != 0 || strlen(url) > 2 * MAX_URL_PART)
-        return PARLEY_EINVAL;
-    const char *h = url + 7, *hend, *p;
-    if (*h == '[') { /* IPv6 literal */
-        hend = strchr(h, ']');
-        if (!hend)
-            return PARLEY_EINVAL;
-        p = hend + 1;
-        h++;
-    } else {
-        hend = h + strcspn(h, ":/");
-        p = hend;
-    }
-    if (hend == h || (size_t)(hend - h) > MAX_URL_PART)
-        return PARLEY_EINVAL;
-    s->port = 80;
-    if (*p == ':') {
-        char *end;
-        long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port < 1 || port > 65535)
-            return PARLEY_EINVAL;
-        s->port = (int)port;
-        p = end;
-    }
-    if (*p && *p != '/')
-        return PARLEY_EINVAL;
-    for (const char *c = p; *c; c++)
-        if ((unsigned char)*c <= ' ' || *c == '?' || *c == '#' || *c == 0x7f)
-            return PARLEY_EINVAL;
-    s->host = strndup(h, (size_t)(hend - h));
-    size_t blen = strlen(p);
-    while (blen && p[blen - 1] == '/')
-        blen--;
-    s->base = strndup(p, blen);
-    size_t hl = (size_t)(hend - h) + 16;
-    s->host_hdr = malloc(hl);
-    if (!s->host || !s->base || !s->host_hdr)
-        return PARLEY_ENOMEM;
-    int v6 = memchr(h, ':', (size_t)(hend - h)) != NULL;
-    snprintf(s->host_hdr, hl, v6 ? "[%s]:%d" : "%s:%d", s->host, s->port);
-    return 0;
-}
-
 static void on_timer_closed(uv_handle_t *h)
 {
     pl__sig_t *s = h->data;
@@ -1295,16 +1227,14 @@ int pl__sig_new(uv_loop_t *loop, const pl__sig_config_t *cfg, const pl__sig_call
     s->ev_tail = &s->ev_head;
     fifo_init(&s->q);
     fifo_init(&s->inflight);
-    int rc = parse_url(s, cfg->server_url);
+    int rc = pl__url_parse(cfg->server_url, &s->url);
     if (rc == 0 && cfg->user_token) {
         s->user_token = pl__strndup_bounded(cfg->user_token, 16384);
         if (!s->user_token || strpbrk(s->user_token, "\r\n "))
             rc = PARLEY_EINVAL;
     }
     if (rc < 0) {
-        free(s->host);
-        free(s->base);
-        free(s->host_hdr);
+        pl__url_free(&s->url);
         free(s->user_token);
         free(s);
         return rc;
@@ -1341,9 +1271,7 @@ static void really_free(pl__sig_t *s)
         ev_free(e);
     }
     json_decref(s->join_body);
-    free(s->host);
-    free(s->base);
-    free(s->host_hdr);
+    pl__url_free(&s->url);
     free(s->user_token);
     free(s->token);
     uv_timer_t *timers[] = {&s->t_hb,   &s->t_retry, &s->t_send,

@@ -77,6 +77,8 @@ static const struct {
     {"overloaded", PARLEY_ESRV_OVERLOADED},
     {"upgrade_required", PARLEY_ESRV_UPGRADE_REQUIRED},
     {"internal", PARLEY_ESRV_INTERNAL},
+    {"upstream_unavailable", PARLEY_ESRV_UPSTREAM_UNAVAILABLE},
+    {"shutting_down", PARLEY_ESRV_SHUTTING_DOWN},
 };
 
 int pl__err_from_code(const char *code)
@@ -125,6 +127,10 @@ int pl__err_from_status(int status)
         return PARLEY_ESRV_HEADERS_TOO_LARGE;
     case 500:
         return PARLEY_ESRV_INTERNAL;
+    case 502:
+        /* parleyd's own 502 (a fetch from 7TV failed), or a proxy's: either way the server
+         * that answered could not get what it needed from the one behind it. */
+        return PARLEY_ESRV_UPSTREAM_UNAVAILABLE;
     case 503:
         /* Both 503 codes exist; without a body the store is the likelier cause. */
         return PARLEY_ESRV_STORE_UNAVAILABLE;
@@ -208,6 +214,10 @@ PARLEY_API const char *parley_strerror(int err)
         return "a newer connection of this peer took over";
     case PARLEY_ESRV_EXPIRED:
         return "the membership expired; join again";
+    case PARLEY_ESRV_UPSTREAM_UNAVAILABLE:
+        return "server: upstream unavailable (7TV)";
+    case PARLEY_ESRV_SHUTTING_DOWN:
+        return "server: shutting down";
     default:
         return "unknown error";
     }
@@ -311,4 +321,63 @@ int pl__parse_stun_url(const char *url, char *host, size_t hostsz, unsigned *por
     host[hl] = '\0';
     *port = (unsigned)p;
     return 0;
+}
+
+/* ---- server URLs ---- */
+
+int pl__url_parse(const char *url, pl__url_t *u)
+{
+    memset(u, 0, sizeof *u);
+    if (!url || strncmp(url, "http://", 7) != 0 || strlen(url) > 2 * PL__URL_MAX_PART)
+        return PARLEY_EINVAL;
+    const char *h = url + 7, *hend, *p;
+    if (*h == '[') { /* IPv6 literal */
+        hend = strchr(h, ']');
+        if (!hend)
+            return PARLEY_EINVAL;
+        p = hend + 1;
+        h++;
+    } else {
+        hend = h + strcspn(h, ":/");
+        p = hend;
+    }
+    if (hend == h || (size_t)(hend - h) > PL__URL_MAX_PART)
+        return PARLEY_EINVAL;
+    int port = 80;
+    if (*p == ':') {
+        char *end;
+        long v = strtol(p + 1, &end, 10);
+        if (end == p + 1 || v < 1 || v > 65535)
+            return PARLEY_EINVAL;
+        port = (int)v;
+        p = end;
+    }
+    if (*p && *p != '/')
+        return PARLEY_EINVAL;
+    for (const char *c = p; *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == '?' || *c == '#' || *c == 0x7f)
+            return PARLEY_EINVAL;
+    u->port = port;
+    u->host = strndup(h, (size_t)(hend - h));
+    size_t blen = strlen(p);
+    while (blen && p[blen - 1] == '/')
+        blen--;
+    u->base = strndup(p, blen);
+    size_t hl = (size_t)(hend - h) + 16;
+    u->host_hdr = malloc(hl);
+    if (!u->host || !u->base || !u->host_hdr) {
+        pl__url_free(u);
+        return PARLEY_ENOMEM;
+    }
+    int v6 = memchr(h, ':', (size_t)(hend - h)) != NULL;
+    snprintf(u->host_hdr, hl, v6 ? "[%s]:%d" : "%s:%d", u->host, u->port);
+    return 0;
+}
+
+void pl__url_free(pl__url_t *u)
+{
+    free(u->host);
+    free(u->base);
+    free(u->host_hdr);
+    memset(u, 0, sizeof *u);
 }

@@ -56,4 +56,18 @@ int pl__is_id(const char *s);
 #define PL__STUN_URL_UNSUPPORTED 1
 int pl__parse_stun_url(const char *url, char *host, size_t hostsz, unsigned *port);
 
+/* A parleyd URL, "http://host[:port][/base]", split: host without brackets (for the
+ * resolver), host_hdr the Host header ("host:port", "[v6]:port"), base the path put before
+ * every API path (trailing slashes removed; "" for none), port 80 by default. https is not
+ * supported (put TLS in a proxy on the same host, or add it to http.c and ws.c). */
+#define PL__URL_MAX_PART 255
+typedef struct {
+    char *host, *host_hdr, *base;
+    int port;
+} pl__url_t;
+/* 0, or PARLEY_EINVAL (not such a URL: https, a query or fragment, a host or path over
+ * PL__URL_MAX_PART bytes, ...) or PARLEY_ENOMEM; on failure *u holds nothing to free. */
+int pl__url_parse(const char *url, pl__url_t *u);
+void pl__url_free(pl__url_t *u);
+
 #endif

@@ -24,6 +24,8 @@ static const char *const server_codes[] = {
     "overloaded",
     "upgrade_required",
     "internal",
+    "upstream_unavailable",
+    "shutting_down",
 };
 #define NCODES (sizeof server_codes / sizeof server_codes[0])
 
@@ -32,7 +34,9 @@ static void test_fixed_table(void)
     int seen[NCODES];
     for (size_t i = 0; i < NCODES; i++) {
         int e = pl__err_from_code(server_codes[i]);
-        CHECK(e <= PARLEY_ESRV_INVALID_JSON && e > PARLEY_ESRV_UNKNOWN);
+        /* -20..-36, then -40 on (-37..-39 are UNKNOWN and the two close-code errors). */
+        CHECK((e <= PARLEY_ESRV_INVALID_JSON && e > PARLEY_ESRV_UNKNOWN) ||
+              e <= PARLEY_ESRV_UPSTREAM_UNAVAILABLE);
         CHECK_EQ_STR(pl__code_of_err(e), server_codes[i]);
         for (size_t j = 0; j < i; j++)
             CHECK(seen[j] != e);
@@ -118,6 +122,7 @@ static void test_status_fallback(void)
     CHECK_EQ_INT(pl__err_from_status(409), PARLEY_ESRV_CONFLICT);
     CHECK_EQ_INT(pl__err_from_status(426), PARLEY_ESRV_UPGRADE_REQUIRED);
     CHECK_EQ_INT(pl__err_from_status(429), PARLEY_ESRV_RATE_LIMITED);
+    CHECK_EQ_INT(pl__err_from_status(502), PARLEY_ESRV_UPSTREAM_UNAVAILABLE);
     CHECK_EQ_INT(pl__err_from_status(418), PARLEY_ESRV_UNKNOWN);
 }
 
