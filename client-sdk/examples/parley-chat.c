@@ -2,6 +2,8 @@
  *
  *   parley-chat --server URL --token JWT (--create [--name ROOM] | --join ROOM_ID |
  *               --broadcaster NAME) [--name-as DISPLAY] [--ice-addr ADDR]...
+ *               [--7tv-global] [--7tv-channel PLATFORM:USER_ID]... [--7tv-set SET_ID]...
+ *               [--emoji-domain DOMAIN]
  *
  * Prints "room <roomId>" once joined (stdout), sends each stdin line to every connected
  * peer, prints each message received as "<senderName>: <text>": the message's senderName
@@ -12,8 +14,14 @@
  * EOF or SIGINT leaves and exits 0.
  *
  * Messages go out as the seed's chat JSON ({id, roomId, senderId, senderName, timestamp,
- * text, encrypted:false, emoteIds:[], customEmojiIds:[]}); a message that is not such JSON
- * (from a browser, say) is printed as it is. */
+ * text, encrypted:false, emoteIds, customEmojiIds}); a message that is not such JSON (from a
+ * browser, say) is printed as it is.
+ *
+ * Emotes: the --7tv-* and --emoji-domain options load emote sets from the server before
+ * joining (7TV global first, then channels and sets in the order given, so theirs win). With
+ * any loaded, received text shows each emote as "[name]" (tokens of parley_message_parse),
+ * and our messages carry the ids of the emotes they use in emoteIds / customEmojiIds. A set
+ * that cannot be loaded is reported on stderr and the chat goes on without it. */
 #include <parley.h>
 
 #include <errno.h>
@@ -30,8 +38,15 @@
 #define MAX_ICE_ADDRS 16
 #define MAX_LINE      16384
 #define MAX_NAME      128 /* a senderName longer than this is not shown */
+#define MAX_SETS      16  /* --7tv-channel and --7tv-set options */
+#define LOAD_TIMEOUT  10000
 
 static volatile sig_atomic_t interrupted;
+
+/* The emotes loaded at start (NULL: none asked for). Only read once the client runs, from
+ * the SDK thread (received messages) and the main thread (sent ones), which the collection
+ * allows. */
+static parley_emotes *emotes;
 
 static struct {
     pthread_mutex_t mu;
@@ -49,6 +64,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: parley-chat --server URL --token JWT (--create [--name ROOM] | --join "
                "ROOM_ID | --broadcaster NAME)\n"
                "                   [--name-as DISPLAY] [--ice-addr ADDR]...\n"
+               "                   [--7tv-global] [--7tv-channel PLATFORM:USER_ID]...\n"
+               "                   [--7tv-set SET_ID]... [--emoji-domain DOMAIN]\n"
                "  --server URL        parleyd, e.g. http://127.0.0.1:8080\n"
                "  --token JWT         your user token\n"
                "  --create            create a room (--name: its custom name)\n"
@@ -58,6 +75,12 @@ static void usage(FILE *f)
                "                      the server has it: the token's name)\n"
                "  --ice-addr ADDR     gather ICE candidates on ADDR (repeatable; default: all\n"
                "                      non-loopback interfaces)\n"
+               "  --7tv-global        load 7TV's global emotes\n"
+               "  --7tv-channel P:ID  load the 7TV emotes of a channel, e.g. twitch:44317909\n"
+               "                      (repeatable; later sets win over earlier ones)\n"
+               "  --7tv-set SET_ID    load a 7TV emote set by id (repeatable)\n"
+               "  --emoji-domain D    load the custom emoji of domain D (used as :name:)\n"
+               "Received emotes are shown as [name].\n"
                "Prints \"room <roomId>\" once joined; each stdin line goes to every connected\n"
                "peer; EOF or Ctrl-C leaves.\n");
 }
@@ -278,6 +301,44 @@ static void print_clean(const char *name, const char *text, size_t len)
     free(out);
 }
 
+/* text with each emote shown as "[name]", in a new string (its length in *outlen); NULL
+ * when no emotes are loaded or text is not UTF-8, and then it is shown as it is. */
+static char *with_emotes(const char *text, size_t len, size_t *outlen)
+{
+    parley_token *t;
+    size_t n;
+    if (!emotes || parley_message_parse(emotes, text, len, &t, &n) < 0)
+        return NULL;
+    /* "[name]" is never longer than the 7TV word (+2) or the ":name:" it stands for. */
+    char *out = malloc(len + 2 * n + 1);
+    size_t o = 0;
+    for (size_t i = 0; out && i < n; i++) {
+        if (!t[i].emote) {
+            memcpy(out + o, t[i].text, t[i].len);
+            o += t[i].len;
+        } else {
+            o += (size_t)sprintf(out + o, "[%s]", t[i].emote->name);
+        }
+    }
+    parley_tokens_free(t);
+    if (out)
+        out[o] = '\0';
+    *outlen = o;
+    return out;
+}
+
+/* print_clean, with emotes shown as "[name]" when there are any to show. */
+static void print_text(const char *name, const char *text, size_t len)
+{
+    size_t n;
+    char *shown = with_emotes(text, len, &n);
+    if (shown)
+        print_clean(name, shown, n);
+    else
+        print_clean(name, text, len);
+    free(shown);
+}
+
 static void on_message(parley_client *c, const parley_peer *p, parley_msg_kind kind,
                        const void *data, size_t len, void *user)
 {
@@ -292,9 +353,9 @@ static void on_message(parley_client *c, const parley_peer *p, parley_msg_kind k
     if (sender && json_field(data, len, "senderName", sender) && usable_name(sender))
         name = sender;
     if (text && json_field(data, len, "text", text))
-        print_clean(name, text, strlen(text));
+        print_text(name, text, strlen(text));
     else
-        print_clean(p->name && *p->name ? p->name : p->peer_id, data, len);
+        print_text(p->name && *p->name ? p->name : p->peer_id, data, len);
     free(text);
     free(sender);
 }
@@ -331,6 +392,36 @@ static void on_left(parley_client *c, int err, void *user)
 
 /* ---- main thread ---- */
 
+/* Appends the ids as a JSON array. Emote ids are 1..64 of A-Z a-z 0-9 - _ (parley.h), so
+ * they need no escaping. */
+static size_t append_ids(char *out, size_t cap, size_t o, const char **ids, size_t n)
+{
+    o += (size_t)snprintf(out + o, cap - o, "[");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%s\"%s\"", i ? "," : "", ids[i]);
+    return o + (size_t)snprintf(out + o, cap - o, "]");
+}
+
+/* The message's "emoteIds":[...],"customEmojiIds":[...] for the emotes line uses (empty
+ * lists without emotes, or for a line that is not UTF-8), in a new string. */
+static char *emote_ids_json(const char *line)
+{
+    parley_emote_ids ids;
+    memset(&ids, 0, sizeof ids);
+    if (emotes)
+        parley_message_emote_ids(emotes, line, strlen(line), &ids); /* errors leave it empty */
+    size_t cap = 64 + 67 * (ids.n_emote_ids + ids.n_custom_emoji_ids);
+    char *out = malloc(cap);
+    if (out) {
+        size_t o = (size_t)snprintf(out, cap, "\"emoteIds\":");
+        o = append_ids(out, cap, o, ids.emote_ids, ids.n_emote_ids);
+        o += (size_t)snprintf(out + o, cap - o, ",\"customEmojiIds\":");
+        append_ids(out, cap, o, ids.custom_emoji_ids, ids.n_custom_emoji_ids);
+    }
+    parley_emote_ids_free(&ids);
+    return out;
+}
+
 static void send_line(parley_client *c, const char *line)
 {
     struct timeval tv;
@@ -338,8 +429,9 @@ static void send_line(parley_client *c, const char *line)
     long long now = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
     char id[128];
     snprintf(id, sizeof id, "%s-%lld-%u", st.peer_id, now, (unsigned)rand());
-    size_t cap = strlen(line) * 6 + sizeof st.sender * 6 + 1024;
-    char *text = malloc(cap);
+    char *ids = emote_ids_json(line);
+    size_t cap = strlen(line) * 6 + sizeof st.sender * 6 + 1024 + (ids ? strlen(ids) : 0);
+    char *text = ids ? malloc(cap) : NULL;
     size_t o = 0;
     if (text) {
         o = (size_t)snprintf(text, cap,
@@ -351,10 +443,9 @@ static void send_line(parley_client *c, const char *line)
         pthread_mutex_unlock(&st.mu);
         o += o ? (size_t)snprintf(text + o, cap - o, ",\"timestamp\":%lld,\"text\":", now) : 0;
         o = o ? json_str(text, cap, o, line) : 0;
-        o += o ? (size_t)snprintf(text + o, cap - o,
-                                  ",\"encrypted\":false,\"emoteIds\":[],\"customEmojiIds\":[]}")
-               : 0;
+        o += o ? (size_t)snprintf(text + o, cap - o, ",\"encrypted\":false,%s}", ids) : 0;
     }
+    free(ids);
     if (!o) {
         free(text);
         fprintf(stderr, "cannot send: out of memory\n");
@@ -366,6 +457,69 @@ static void send_line(parley_client *c, const char *line)
     else if (n == 0)
         fprintf(stderr, "(nobody connected yet)\n");
     free(text);
+}
+
+/* One --7tv-channel or --7tv-set option, kept in the order given. */
+typedef struct {
+    int is_set;
+    const char *value;
+} emote_set_opt;
+
+/* Reports one load on stderr: a failure is a warning, the chat goes on without that set. */
+static void report_load(const char *what, const char *value, int rc)
+{
+    if (rc < 0)
+        fprintf(stderr, "parley-chat: cannot load %s%s%s: %s\n", what, value ? " " : "",
+                value ? value : "", parley_strerror(rc));
+    else
+        fprintf(stderr, "emotes: %s%s%s: %d\n", what, value ? " " : "", value ? value : "", rc);
+}
+
+/* Loads the emote sets asked for, 7TV's global set first so that channels and sets (in the
+ * order given) override its names. 0, or 2 for a --7tv-channel the SDK refuses as it is. */
+static int load_emotes(const char *server, int global, const emote_set_opt *sets, int nsets,
+                       const char *domain)
+{
+    if (!global && !nsets && !domain)
+        return 0;
+    if (parley_emotes_new(&emotes) < 0)
+        return 1;
+    if (global)
+        report_load("7TV global emotes", NULL,
+                    parley_emotes_load_7tv_global(emotes, server, LOAD_TIMEOUT));
+    for (int i = 0; i < nsets; i++) {
+        const char *v = sets[i].value;
+        int rc;
+        if (sets[i].is_set) {
+            rc = parley_emotes_load_7tv_set(emotes, server, v, LOAD_TIMEOUT);
+        } else {
+            /* PLATFORM:USER_ID, e.g. twitch:44317909 */
+            const char *colon = strchr(v, ':');
+            char platform[33];
+            if (!colon || colon == v || (size_t)(colon - v) >= sizeof platform) {
+                fprintf(stderr, "parley-chat: --7tv-channel takes PLATFORM:USER_ID, e.g. "
+                                "twitch:44317909\n");
+                return 2;
+            }
+            snprintf(platform, sizeof platform, "%.*s", (int)(colon - v), v);
+            rc = parley_emotes_load_7tv_user(emotes, server, platform, colon + 1, LOAD_TIMEOUT);
+        }
+        if (rc == PARLEY_EINVAL) {
+            fprintf(stderr, "parley-chat: invalid %s %s\n",
+                    sets[i].is_set ? "--7tv-set" : "--7tv-channel", v);
+            return 2;
+        }
+        report_load(sets[i].is_set ? "7TV emote set" : "7TV emotes of", v, rc);
+    }
+    if (domain) {
+        int rc = parley_emotes_load_custom(emotes, server, domain, LOAD_TIMEOUT);
+        if (rc == PARLEY_EINVAL) {
+            fprintf(stderr, "parley-chat: invalid --emoji-domain %s\n", domain);
+            return 2;
+        }
+        report_load("custom emoji of", domain, rc);
+    }
+    return 0;
 }
 
 /* Waits until cond holds, the process is interrupted, or ms pass. */
@@ -392,7 +546,9 @@ int main(int argc, char **argv)
 {
     const char *server = NULL, *token = NULL, *name = NULL, *join = NULL, *bcast = NULL;
     const char *ice[MAX_ICE_ADDRS + 1] = {0};
-    int create = 0, nice = 0;
+    const char *emoji_domain = NULL;
+    emote_set_opt sets[MAX_SETS];
+    int create = 0, nice = 0, nsets = 0, global_emotes = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -401,6 +557,9 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--create") == 0) {
             create = 1;
+            continue;
+        } else if (strcmp(a, "--7tv-global") == 0) {
+            global_emotes = 1;
             continue;
         } else if (!v) {
             fprintf(stderr, "parley-chat: %s needs a value (or unknown option)\n", a);
@@ -424,6 +583,15 @@ int main(int argc, char **argv)
                 return 2;
             }
             ice[nice++] = v;
+        } else if (strcmp(a, "--7tv-channel") == 0 || strcmp(a, "--7tv-set") == 0) {
+            if (nsets >= MAX_SETS) {
+                fprintf(stderr, "parley-chat: at most %d --7tv-channel and --7tv-set\n", MAX_SETS);
+                return 2;
+            }
+            sets[nsets].is_set = strcmp(a, "--7tv-set") == 0;
+            sets[nsets++].value = v;
+        } else if (strcmp(a, "--emoji-domain") == 0) {
+            emoji_domain = v;
         } else {
             fprintf(stderr, "parley-chat: unknown option %s\n", a);
             usage(stderr);
@@ -449,6 +617,12 @@ int main(int argc, char **argv)
         token_name(token, st.sender, sizeof st.sender);
 
     signal(SIGPIPE, SIG_IGN);
+    /* Before joining: the loads block, and must not run inside a callback anyway. */
+    int rc = load_emotes(server, global_emotes, sets, nsets, emoji_domain);
+    if (rc != 0) {
+        parley_emotes_free(emotes);
+        return rc;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
@@ -464,9 +638,10 @@ int main(int argc, char **argv)
     parley_callbacks cb = {on_joined,    on_peer_joined, on_peer_connected, on_message,
                            on_peer_gone, on_signaling,   on_error,          on_left};
     parley_client *c = NULL;
-    int rc = parley_client_new(&cfg, &cb, NULL, &c);
+    rc = parley_client_new(&cfg, &cb, NULL, &c);
     if (rc < 0) {
         fprintf(stderr, "parley-chat: %s\n", parley_strerror(rc));
+        parley_emotes_free(emotes);
         return 1;
     }
     rc = create ? parley_create_room(c, name, 1, NULL)
@@ -476,6 +651,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "parley-chat: could not join%s%s\n", rc < 0 ? ": " : "",
                 rc < 0 ? parley_strerror(rc) : "");
         parley_client_free(c);
+        parley_emotes_free(emotes);
         return interrupted ? 0 : 1;
     }
 
@@ -524,5 +700,6 @@ int main(int argc, char **argv)
     if (!left && parley_leave(c) == 0)
         wait_for(&st.left, 2000);
     parley_client_free(c);
+    parley_emotes_free(emotes);
     return 0;
 }

@@ -185,7 +185,7 @@ PARLEY_API const char *parley_strerror(int err)
     case PARLEY_ESRV_FORBIDDEN:
         return "server: forbidden";
     case PARLEY_ESRV_NOT_FOUND:
-        return "server: not found (no such room or peer)";
+        return "server: not found (no such room, peer, emote set or user)";
     case PARLEY_ESRV_METHOD:
         return "server: method not allowed";
     case PARLEY_ESRV_TIMEOUT:
