@@ -185,11 +185,15 @@ static void refuse(pl_call_t *call, int outcome, int status, const char *code, c
 
 static bool read_domain(pl_call_t *call, char *domain, size_t cap)
 {
-    if (!api_query(call, "domain", domain, cap) || !domain_valid(domain)) {
+    /* Read into more room than a domain may take, so that a longer one is refused rather
+     * than cut to fit. */
+    char d[2 * PL_EMOJI_DOMAIN_MAX];
+    if (!api_query(call, "domain", d, sizeof d) || !domain_valid(d) || strlen(d) >= cap) {
         refuse(call, UP_INVALID, 400, "invalid_request",
                "domain: required, a DNS name (labels of a-z 0-9 -, at most 253 bytes)");
         return false;
     }
+    memcpy(domain, d, strlen(d) + 1);
     return true;
 }
 
@@ -467,6 +471,11 @@ static void on_got(void *ud, int status, const pl_emoji_t *e, const unsigned cha
     if (!origin_ok(call, e->domain))
         return;
     pl_http_req_t *req = call->req;
+    /* Shared caches keep the image for a year: requests with and without an Origin (which
+     * get different CORS headers) must not share one copy. The dispatcher already said so
+     * when there was an Origin. */
+    if (!pl_http_header(req, "Origin").ptr)
+        pl_http_add_header(req, "Vary", "Origin");
     pl_http_add_header(req, "ETag", e->etag);
     pl_http_add_header(req, "Cache-Control", EMOJI_CACHE_CONTROL);
     pl_http_add_header(req, "X-Content-Type-Options", "nosniff");

@@ -13,9 +13,9 @@
  *   - A non-empty input that is only the start of a signature (1 to 7 bytes of the PNG
  *     signature, "GIF8", "RIFF" without "WEBP" yet) is TRUNCATED rather than UNKNOWN: it is
  *     what a cut upload of such a file looks like. Empty input is UNKNOWN.
- *   - GIF frames may lie partly or wholly outside the logical screen, and may be empty
- *     (0 wide or high): browsers clip them and draw nothing for the empty ones, and encoders
- *     write such files. The canvas reported is the logical screen all the same.
+ *   - A GIF frame must lie within the logical screen (it may be empty, 0 wide or high):
+ *     some decoders grow the canvas to fit a bigger first frame, so a 1x1 screen holding a
+ *     60000x60000 frame would get past the 512 px limit the caller enforces on the screen.
  *   - APNG and a WebP with the VP8X animation flag are animated because their container says
  *     so, even with one frame; a GIF is animated when it has more than one frame.
  *   - A WebP chunk that runs past the end of its container (the RIFF size or the ANMF
@@ -102,7 +102,7 @@ static int png_sequence(cursor_t *c, png_state_t *s, const unsigned char *d);
 
 static int gif_probe(cursor_t *c, pl_image_info_t *info);
 static int gif_color_table(cursor_t *c, unsigned packed, const char *why);
-static int gif_image(cursor_t *c);
+static int gif_image(cursor_t *c, uint32_t sw, uint32_t sh);
 static int gif_extension(cursor_t *c);
 static int gif_sub_blocks(cursor_t *c);
 
@@ -523,7 +523,7 @@ static int gif_probe(cursor_t *c, pl_image_info_t *info)
         if (introducer == 0x3B)
             break;
         if (introducer == 0x2C) {
-            rc = gif_image(c);
+            rc = gif_image(c, w, h);
             frames++;
         } else if (introducer == 0x21)
             rc = gif_extension(c);
@@ -557,13 +557,16 @@ static int gif_color_table(cursor_t *c, unsigned packed, const char *why)
     return PL_IMAGE_OK;
 }
 
-/* An image descriptor (after its 0x2C): position and size, which may lie outside the
- * logical screen or be empty (see the top of the file), an optional local colour table, the LZW
- * minimum code size and the compressed data. */
-static int gif_image(cursor_t *c)
+/* An image descriptor (after its 0x2C): position and size, within the logical screen sw x sh
+ * (see the top of the file), an optional local colour table, the LZW minimum code size and
+ * the compressed data. */
+static int gif_image(cursor_t *c, uint32_t sw, uint32_t sh)
 {
     if (remaining(c) < 9)
         return fail(c, PL_IMAGE_TRUNCATED, "GIF: image descriptor runs past the end");
+    const unsigned char *d = c->p + c->pos;
+    if ((uint64_t)le16(d) + le16(d + 4) > sw || (uint64_t)le16(d + 2) + le16(d + 6) > sh)
+        return fail(c, PL_IMAGE_MALFORMED, "GIF: frame outside the logical screen");
     unsigned packed = c->p[c->pos + 8];
     c->pos += 9;
     int rc = gif_color_table(c, packed, "GIF: local colour table runs past the end");

@@ -26,6 +26,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/map.h"
 #include "common/str.h"
 #include "store/redis_scripts.h"
 
@@ -76,6 +77,7 @@ enum {
     OP_EMOJI_DEL,
     OP_CACHE_GET,
     OP_CACHE_PUT,
+    OP_REQUEUE,
     OP_COUNT
 };
 
@@ -86,7 +88,7 @@ static const char *const op_name[OP_COUNT] = {
     [OP_LIST] = "list",      [OP_RATE] = "rate",        [OP_STATS] = "stats",
     [OP_SWEEP] = "sweep",    [OP_SECRET] = "secret",    [OP_EMOJI_ADD] = "eadd",
     [OP_EMOJI_GET] = "eget", [OP_EMOJI_LIST] = "elist", [OP_EMOJI_DEL] = "edel",
-    [OP_CACHE_GET] = "cget", [OP_CACHE_PUT] = "cput",
+    [OP_CACHE_GET] = "cget", [OP_CACHE_PUT] = "cput",   [OP_REQUEUE] = "requeue",
 };
 
 static const char *const script_body[OP_COUNT] = {
@@ -110,6 +112,7 @@ static const char *const script_body[OP_COUNT] = {
     [OP_EMOJI_DEL] = RS_EMOJI_DEL,
     [OP_CACHE_GET] = RS_CACHE_GET,
     [OP_CACHE_PUT] = RS_CACHE_PUT,
+    [OP_REQUEUE] = RS_REQUEUE,
 };
 
 typedef struct rs_store rs_store_t;
@@ -144,6 +147,8 @@ struct rs_store {
     char *library;            /* for FUNCTION LOAD */
     char fname[OP_COUNT][32]; /* "pl_<op>_<12 hex digits of the library's hash>" */
     bool use_fcall;           /* the server took the library (Redis 7 and later) */
+    bool fn_loading;          /* a FUNCTION LOAD after "Function not found" is on its way */
+    pl_map_t spills;          /* "room/peer" -> spill_t: direct pushes in flight */
     bool scripts_only;        /* pl_store_redis_use_scripts(): never load the library */
     bool mode_logged;
     rs_conn_t cmd, sub;
@@ -173,6 +178,7 @@ struct rs_req {
     void (*cb)(void);
     void *ud;
     bool retried;
+    bool refused; /* a direct push whose envelope the socket did not take */
     int argc;
     const char *argv[RS_ARGS_MAX];
     size_t argvlen[RS_ARGS_MAX];
@@ -381,6 +387,7 @@ static void fail_cb(int op, void (*fn)(void), void *ud, int status)
         break;
     case OP_EMOJI_DEL:
     case OP_CACHE_PUT:
+    case OP_REQUEUE:
         ((pl_store_status_cb)fn)(ud, status);
         break;
     case OP_CACHE_GET:
@@ -423,15 +430,162 @@ static void on_requeued(void *ud, int status)
                     PL_LS("error", pl_strerror(status)));
 }
 
-/* The push script counted the envelope as delivered and left it to this node (its inbox
- * was empty): give it to the socket. If the socket closed meanwhile, queue it after all so
- * that the peer's next socket or long-poll gets it. The request's arguments are the push's
- * own (PUSH_ARG onward): room, from, has from, to, has to, type, id, from, json, direct. */
-#define PUSH_ARG (3 + RS_NCONF)
+/* ---- direct delivery ----
+ * A push sent with direct "1" may come back as "D": counted as delivered, not queued, for
+ * this node to hand to the recipient's socket. If the socket refuses it (it closed between
+ * the question and the answer), the envelope goes to the head of the inbox (requeue): it
+ * was pushed before anything queued there since, as the inbox was empty when it ran. Several
+ * direct pushes to one peer may be in flight when its socket closes, and each goes to the
+ * head: so refused envelopes wait here, in order, until the last direct push to that peer
+ * has answered, and are then requeued last one first, which leaves them in push order. */
+#define PUSH_ARG (3 + RS_NCONF) /* the push's own arguments start here in argv */
+
+typedef struct spill_env spill_env_t;
+struct spill_env {
+    spill_env_t *next;
+    const char *arg[6]; /* room, to, type, id, from, json: into the bytes below */
+    size_t len[6];
+    char bytes[];
+};
+
+typedef struct {
+    unsigned inflight;
+    spill_env_t *head, **tail;
+} spill_t;
+
+static bool push_is_direct(const rs_req_t *q)
+{
+    return q->op == OP_PUSH && q->argc > PUSH_ARG + 9 && q->argvlen[PUSH_ARG + 9] == 1 &&
+           q->argv[PUSH_ARG + 9][0] == '1';
+}
+
+static size_t spill_key(const rs_req_t *q, char *key, size_t cap)
+{
+    const char *const *a = q->argv + PUSH_ARG;
+    const size_t *l = q->argvlen + PUSH_ARG;
+    if (l[0] + 1 + l[3] + 1 > cap)
+        return 0;
+    memcpy(key, a[0], l[0]);
+    key[l[0]] = '/';
+    memcpy(key + l[0] + 1, a[3], l[3]);
+    key[l[0] + 1 + l[3]] = '\0';
+    return l[0] + 1 + l[3];
+}
+
+/* A direct push was sent: count it in flight for its recipient. */
+static void direct_begin(rs_store_t *s, const rs_req_t *q)
+{
+    char key[2 * PL_ID_SIZE + 2];
+    size_t kl = spill_key(q, key, sizeof key);
+    if (!kl)
+        return;
+    spill_t *sp = pl_map_get(&s->spills, key, kl);
+    if (!sp) {
+        sp = calloc(1, sizeof *sp);
+        if (!sp || pl_map_put(&s->spills, key, kl, sp)) {
+            free(sp);
+            return; /* untracked: a refusal is then requeued at once (direct_end) */
+        }
+        sp->tail = &sp->head;
+    }
+    sp->inflight++;
+}
+
+/* Requeues one refused envelope (room, to, type, id, from, json). */
+static void requeue(rs_store_t *s, const char *const *arg, const size_t *len)
+{
+    const char *args[6];
+    memcpy(args, arg, sizeof args);
+    run(s, OP_REQUEUE, (void (*)(void))on_requeued, NULL, 6, args, len);
+}
+
+static void spill_free(spill_t *sp)
+{
+    while (sp->head) {
+        spill_env_t *e = sp->head;
+        sp->head = e->next;
+        free(e);
+    }
+    free(sp);
+}
+
+static void spill_add(spill_t *sp, const char *const *arg, const size_t *len)
+{
+    size_t total = 0;
+    for (int i = 0; i < 6; i++)
+        total += len[i];
+    spill_env_t *e = malloc(sizeof *e + total + 1);
+    if (!e) {
+        pl_log_warn("store: out of memory: an envelope refused by its socket is lost");
+        return;
+    }
+    char *p = e->bytes;
+    for (int i = 0; i < 6; i++) {
+        if (len[i])
+            memcpy(p, arg[i], len[i]);
+        e->arg[i] = p;
+        e->len[i] = len[i];
+        p += len[i];
+    }
+    e->next = NULL;
+    *sp->tail = e;
+    sp->tail = &e->next;
+}
+
+/* A direct push has answered (or failed): keep its envelope if the socket refused it, and
+ * once none is in flight for the recipient, requeue what was refused, newest first. */
+static void direct_end(rs_store_t *s, rs_req_t *q)
+{
+    const char *const *a = q->argv + PUSH_ARG;
+    const size_t *l = q->argvlen + PUSH_ARG;
+    /* room, to, type, id, from (the envelope's), json */
+    const char *arg[6] = {a[0], a[3], a[5], a[6], a[7], a[8]};
+    const size_t len[6] = {l[0], l[3], l[5], l[6], l[7], l[8]};
+    char key[2 * PL_ID_SIZE + 2];
+    size_t kl = spill_key(q, key, sizeof key);
+    spill_t *sp = kl ? pl_map_get(&s->spills, key, kl) : NULL;
+    if (!sp) {
+        if (q->refused)
+            requeue(s, arg, len);
+        return;
+    }
+    if (q->refused)
+        spill_add(sp, arg, len);
+    if (--sp->inflight > 0)
+        return;
+    pl_map_del(&s->spills, key, kl);
+    size_t n = 0;
+    for (spill_env_t *e = sp->head; e; e = e->next)
+        n++;
+    spill_env_t **order = n ? malloc(n * sizeof *order) : NULL;
+    if (n && !order)
+        pl_log_warn("store: out of memory: envelopes refused by their socket are lost");
+    size_t k = 0;
+    for (spill_env_t *e = sp->head; e && order; e = e->next)
+        order[k++] = e;
+    while (k > 0) { /* last first: each goes to the head of the inbox */
+        spill_env_t *e = order[--k];
+        requeue(s, e->arg, e->len);
+    }
+    free(order);
+    spill_free(sp);
+}
+
+static void spills_free(rs_store_t *s)
+{
+    pl_map_iter_t it;
+    void *val;
+    pl_map_iter_init(&it, &s->spills);
+    while (pl_map_iter_next(&it, NULL, NULL, &val))
+        spill_free(val);
+    pl_map_free(&s->spills);
+}
+
+/* The push function left the envelope to this node: give it to the socket. */
 static void hand_over(rs_req_t *q)
 {
     rs_store_t *s = q->s;
-    const char **a = q->argv + PUSH_ARG;
+    const char *const *a = q->argv + PUSH_ARG;
     const size_t *l = q->argvlen + PUSH_ARG;
     char room[PL_ID_SIZE], to[PL_ID_SIZE];
     pl_envelope_t env = {.json = a[8], .json_len = l[8]};
@@ -443,15 +597,7 @@ static void hand_over(rs_req_t *q)
     for (size_t i = 0; i < l[5]; i++)
         type = type * 10 + (unsigned)(a[5][i] - '0'); /* rs_push wrote it: 1..128 */
     env.type = (pl_env_type_t)type;
-    if (s->listener.deliver(s->listener.ud, room, to, &env))
-        return;
-    const char *args[10];
-    size_t lens[10];
-    memcpy(args, a, sizeof args);
-    memcpy(lens, l, sizeof lens);
-    args[9] = "R";
-    lens[9] = 1;
-    run(s, OP_PUSH, (void (*)(void))on_requeued, NULL, 10, args, lens);
+    q->refused = !s->listener.deliver(s->listener.ud, room, to, &env);
 }
 
 static void complete(rs_req_t *q, const redisReply *r)
@@ -612,6 +758,7 @@ static void complete(rs_req_t *q, const redisReply *r)
     }
     case OP_EMOJI_DEL:
     case OP_CACHE_PUT:
+    case OP_REQUEUE:
         ((pl_store_status_cb)q->cb)(q->ud, 0);
         break;
     case OP_CACHE_GET: {
@@ -768,7 +915,12 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         /* The server lost the library (restart without persistence, FUNCTION FLUSH): load
          * it again; the call goes after it on the same connection. */
         q->retried = true;
-        redisAsyncCommand(ac, on_fn_load, s, "FUNCTION LOAD REPLACE %s", s->library);
+        /* One load for all the calls that failed together: those after the first go after
+         * its load anyway. */
+        if (!s->fn_loading) {
+            s->fn_loading = true;
+            redisAsyncCommand(ac, on_fn_load, s, "FUNCTION LOAD REPLACE %s", s->library);
+        }
         if (redisAsyncCommandArgv(ac, on_reply, q, q->argc, q->argv, q->argvlen) == REDIS_OK)
             return;
         r = NULL;
@@ -790,6 +942,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     } else {
         complete(q, r);
     }
+    if (push_is_direct(q))
+        direct_end(s, q);
     req_free(q);
 }
 
@@ -857,6 +1011,8 @@ static int run(rs_store_t *s, int op, void (*cb)(void), void *ud, int nargs, con
     }
     s->inflight++;
     pend_link(s, q);
+    if (push_is_direct(q))
+        direct_begin(s, q);
     return 0;
 }
 
@@ -1288,6 +1444,7 @@ static void on_fn_load(redisAsyncContext *ac, void *reply, void *priv)
     rs_store_t *s = priv;
     redisReply *r = reply;
     (void)ac;
+    s->fn_loading = false;
     if (!r)
         return;
     bool fcall = r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS;
@@ -1576,6 +1733,7 @@ static void handle_closed(rs_store_t *s)
     if (--s->open_handles > 0)
         return;
     free_code(s);
+    spills_free(s);
     free(s);
 }
 
@@ -1695,6 +1853,7 @@ int pl_store_redis_new(uv_loop_t *loop, const char *url, const pl_store_opts_t *
         .destroy = rs_destroy,
     };
     s->loop = loop;
+    pl_map_init(&s->spills);
     s->opts = *opts;
     if (listener)
         s->listener = *listener;

@@ -72,6 +72,7 @@
     "    if redis.call('GET',n)==r then redis.call('PEXPIRE',n,ttl) end end end\n"                 \
     "local function touch_expiry(r,t)\n"                                                           \
     "  local e=tonumber(t.expires)\n"                                                              \
+    "  if not e then return end\n"                                                                 \
     "  local m=redis.call('ZRANGE',K(r,'mexp'),0,0,'WITHSCORES')\n"                                \
     "  if m[2] and tonumber(m[2])<e then e=tonumber(m[2]) end\n"                                   \
     "  local sx=tonumber(redis.call('HGET',K(r,'room'),'sx'))\n"                                   \
@@ -133,6 +134,7 @@
     "local function reap(r)\n"                                                                     \
     "  local t=room_get(r)\n"                                                                      \
     "  if not t then room_remove(r,nil) return nil end\n"                                          \
+    "  if not tonumber(t.expires) then room_remove(r,nil) return nil end\n"                        \
     "  if tonumber(t.expires)<=now then\n"                                                         \
     "    local ra,ms=room_arr(t,r),members(r)\n"                                                   \
     "    room_remove(r,t) EV[#EV+1]={'R',ra,ms} return nil end\n"                                  \
@@ -249,8 +251,7 @@
 /* ARGV[2..11]: room id, from peer, has from (1/0), to peer, has to (1/0), type, envelope
  * id, envelope from, json, direct: "1" the node holds the recipient's socket and takes the
  * envelope from the reply when the inbox is empty (answer {EV,0,'D'}: counted as delivered,
- * not queued); "R" the node could not hand over one so answered after all, and queues it
- * (its delivery is counted again when popped); "0" queue it. */
+ * not queued; if the socket refuses it, the node requeues it, RS_REQUEUE); "0" queue it. */
 #define RS_PUSH                                                                                    \
     "local r,from,hasfrom,to,hasto=ARGV[2],ARGV[3],ARGV[4]=='1',ARGV[5],ARGV[6]=='1'\n"            \
     "local ty,id,efrom,js,dm=ARGV[7],ARGV[8],ARGV[9],ARGV[10],ARGV[11]\n"                          \
@@ -285,6 +286,7 @@
     "  redis.call('RPUSH',k,rec) redis.call('PEXPIRE',k,STTL+GRACE)\n"                             \
     "  redis.call('PUBLISH','pl:inbox',r..'/'..to)\n"                                              \
     "else\n"                                                                                       \
+    "  if redis.call('EXISTS',K(r,'room'))==0 then return {EV,-30003} end\n"                       \
     "  local sender=efrom if hasfrom then sender=from end\n"                                       \
     "  offer_clear(r,false)\n"                                                                     \
     "  redis.call('HSET',K(r,'offer'),'sender',sender,'env',rec)\n"                                \
@@ -293,7 +295,6 @@
     "    if p~=sender then redis.call('PUBLISH','pl:inbox',r..'/'..p) end end\n"                   \
     "end\n"                                                                                        \
     "stat('queued',1) stat('qbytes',#js)\n"                                                        \
-    "if dm=='R' then stat('delivered',-1) end\n"                                                   \
     "if sig_due(r,now+STTL) then touch_expiry(r,room_get(r)) end\n"                                \
     "return {EV,0}\n"
 
@@ -447,6 +448,24 @@
     "local k='pl:cache:'..ARGV[2]\n"                                                               \
     "redis.call('HSET',k,'v',ARGV[3],'at',S(now))\n"                                               \
     "redis.call('PEXPIRE',k,tonumber(ARGV[4]))\n"                                                  \
+    "return {EV,0}\n"
+
+/* ARGV[2..7]: room id, to peer, type, envelope id, envelope from, json. An envelope a direct
+ * push left to this node whose socket then refused it: back to the head of the inbox (it was
+ * pushed before anything queued there since), without the sender and limit checks its push
+ * passed, and no longer counted as delivered. */
+#define RS_REQUEUE                                                                                 \
+    "local r,to,js=ARGV[2],ARGV[3],ARGV[7]\n"                                                      \
+    "stat('delivered',-1)\n"                                                                       \
+    "local t=alive(r)\n"                                                                           \
+    "if not t then return {EV,-30003} end\n"                                                       \
+    "if redis.call('HEXISTS',K(r,'mdata'),to)==0 then return {EV,-30003} end\n"                    \
+    "local k=K(r,'inbox:'..to)\n"                                                                  \
+    "redis.call('LPUSH',k,ARGV[4]..'|'..S(now+STTL)..'|'..ARGV[6]..'|'..ARGV[5]..'|'..js)\n"       \
+    "redis.call('PEXPIRE',k,STTL+GRACE)\n"                                                         \
+    "redis.call('PUBLISH','pl:inbox',r..'/'..to)\n"                                                \
+    "stat('queued',1) stat('qbytes',#js)\n"                                                        \
+    "if sig_due(r,now+STTL) then touch_expiry(r,room_get(r)) end\n"                                \
     "return {EV,0}\n"
 
 #endif

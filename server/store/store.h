@@ -196,7 +196,8 @@ typedef struct {
      * for (room_id, peer_id) that takes envelopes now. The store then checks and counts the
      * envelope as usual but, when the peer's inbox is empty, does not queue it: it hands it
      * to deliver(), which saves the pop and the notification. deliver() returns false when
-     * the channel can no longer take it (closed meanwhile); the engine then queues it. */
+     * the channel can no longer take it (closed meanwhile); the engine then puts it back at
+     * the head of the inbox, in push order with any others refused that way. */
     bool (*can_deliver)(void *ud, const char *room_id, const char *peer_id);
     bool (*deliver)(void *ud, const char *room_id, const char *peer_id, const pl_envelope_t *env);
 } pl_store_listener_t;

@@ -138,6 +138,7 @@ class TestUploadAndServe(EmojiCase):
             self.assertEqual(g.headers.get("Content-Type"), ctype)
             self.assertEqual(g.headers.get("Cache-Control"), CACHE_CONTROL)
             self.assertEqual(g.headers.get("X-Content-Type-Options"), "nosniff")
+            self.assertIn("Origin", g.headers.get("Vary", ""))
             etag = g.headers.get("ETag")
             self.assertRegex(etag, r'^"[0-9a-f]{32}"$')
         # Listed in upload order, the same records.
@@ -218,6 +219,8 @@ class TestHostileUploads(EmojiCase):
                          "invalid_request")
         self.assertError(self.upload(srv, p, "image/png", "ok", domain=""), 400,
                          "invalid_request")
+        self.assertError(self.upload(srv, p, "image/png", "ok", domain="a." * 126 + "com"), 400,
+                         "invalid_request")  # 255 bytes: refused, not cut to fit
         self.assertError(self.upload(srv, p, "image/png", "ok", token=None), 401, "unauthorized")
         self.assertError(self.upload(srv, p, "image/png", "ok", token=STRANGER), 403, "forbidden")
         self.created(self.upload(srv, p, "image/png", "x" * 32))

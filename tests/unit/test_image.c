@@ -797,23 +797,37 @@ static void test_apng_default_image_apart(void)
     img_free(&m);
 }
 
-/* Frames outside the logical screen, and empty ones, are accepted; the canvas stays the
- * logical screen. */
+/* A frame must lie within the logical screen (some decoders grow the canvas to fit a bigger
+ * first frame, which would get past the caller's size limit); empty frames and frames that
+ * touch the screen's edges are fine. */
 static void test_gif_frame_outside_screen(void)
 {
+    pl_image_info_t info;
     img_t m = {0};
     gif_start(&m, "GIF89a", 4, 4);
-    gif_frame(&m, 2, 2, 10, 10);   /* partly outside */
-    gif_frame(&m, 100, 100, 1, 1); /* wholly outside */
-    gif_frame(&m, 1, 1, 0, 0);     /* empty */
+    gif_frame(&m, 0, 0, 4, 4); /* the whole screen */
+    gif_frame(&m, 2, 2, 2, 2); /* to the corner */
+    gif_frame(&m, 1, 1, 0, 0); /* empty */
     put8(&m, 0x3B);
-    pl_image_info_t info;
     CHECK_EQ_INT(probe_copy(m.b, m.n, &info, NULL), PL_IMAGE_OK);
     CHECK_EQ_INT(info.width, 4);
     CHECK_EQ_INT(info.height, 4);
     CHECK_EQ_INT(info.frames, 3);
     CHECK_EQ_INT(info.animated, 1);
     img_free(&m);
+    const struct {
+        unsigned x, y, w, h;
+    } bad[] = {{2, 2, 10, 10}, {100, 100, 1, 1}, {0, 0, 5, 4}, {0, 1, 4, 4}, {65535, 0, 65535, 1}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        img_t b = {0};
+        gif_start(&b, "GIF89a", 4, 4);
+        gif_frame(&b, bad[i].x, bad[i].y, bad[i].w, bad[i].h);
+        put8(&b, 0x3B);
+        const char *why = NULL;
+        CHECK_EQ_INT(probe_copy(b.b, b.n, &info, &why), PL_IMAGE_MALFORMED);
+        CHECK(why && strcmp(why, "GIF: frame outside the logical screen") == 0);
+        img_free(&b);
+    }
 }
 
 /* A GIF with a local colour table, a comment and a plain-text extension. */

@@ -293,18 +293,27 @@ static bool direct_deliver(void *ud, const char *room, const char *peer, const p
     return direct_take_ok;
 }
 
+/* A fixture (store a) and a second node d whose listener is the direct_* above, with
+ * room1 of p1 (creator) and p2. */
+static bool direct_open(fixture_t *fx, pl_store_t **d)
+{
+    pl_store_opts_t o = default_opts();
+    static const pl_store_listener_t ld = {.can_deliver = direct_can_deliver,
+                                           .deliver = direct_deliver};
+    if (fx_open(fx, &o) != 0)
+        return false;
+    if (redis_node(&fx->loop, &o, &ld, "d", d) != 0 || !wait_ready(*d, 3000))
+        return false;
+    return create(fx->s, "room1", "u1", "alice", "p1", true, 16) == 0 &&
+           join(fx->s, "room1", NULL, "p2", "u2") == 0;
+}
+
 static void test_direct_delivery(void)
 {
     fixture_t fx;
-    pl_store_opts_t o = default_opts();
-    REQUIRE(fx_open(&fx, &o) == 0);
-    pl_store_t *a = fx.s;
-    pl_store_listener_t ld = {.can_deliver = direct_can_deliver, .deliver = direct_deliver};
     pl_store_t *d = NULL;
-    REQUIRE(redis_node(&fx.loop, &o, &ld, "d", &d) == 0);
-    REQUIRE(wait_ready(d, 3000));
-    CHECK_EQ_INT(create(a, "room1", "u1", "alice", "p1", true, 16), 0);
-    CHECK_EQ_INT(join(a, "room1", NULL, "p2", "u2"), 0);
+    REQUIRE(direct_open(&fx, &d));
+    pl_store_t *a = fx.s;
     clear_inbox_notes();
 
     /* Taken: handed over whole, nothing queued, counted as delivered, no notification. */
@@ -374,8 +383,20 @@ static void test_direct_delivery(void)
     fx_close(&fx);
 }
 
+/* Counts the answers of the calls test_code_reloaded has in flight at once. */
+static int storm_ok, storm_done;
+static void storm_cb(void *ud, int status, const pl_room_t *room)
+{
+    (void)ud;
+    (void)room;
+    storm_done++;
+    storm_ok += status == 0;
+}
+
 /* The server loses the engine's code (a restart without persistence, FUNCTION FLUSH or
- * SCRIPT FLUSH): the next operation loads it again and succeeds. */
+ * SCRIPT FLUSH): the next operation loads it again and succeeds, and so do thousands in
+ * flight at once (found in review: each failed call sent its own FUNCTION LOAD, and the
+ * storm timed the connection out). */
 static void test_code_reloaded(void)
 {
     fixture_t fx;
@@ -390,6 +411,88 @@ static void test_code_reloaded(void)
     CHECK_EQ_INT(R.room.participant_count, 2);
     CHECK_EQ_INT(join(fx.s, "room1", NULL, "p3", "u3"), 0);
     CHECK_EQ_INT(R.room.participant_count, 3);
+    CHECK(redis_number("FUNCTION FLUSH", &n, &nil));
+    CHECK(redis_number("SCRIPT FLUSH", &n, &nil));
+    storm_ok = storm_done = 0;
+    for (int i = 0; i < 3000; i++)
+        CHECK_EQ_INT(fx.s->get_room(fx.s, "room1", storm_cb, NULL), 0);
+    SPIN_UNTIL(10000, storm_done == 3000);
+    CHECK_EQ_INT(storm_done, 3000);
+    CHECK_EQ_INT(storm_ok, 3000);
+    fx_close(&fx);
+}
+
+/* Pushes without waiting for each answer (direct_can read at each call), then waits for
+ * all: what a busy node does. */
+static int burst_done, burst_status[16];
+static void burst_cb(void *ud, int status)
+{
+    burst_status[(uintptr_t)ud] = status;
+    burst_done++;
+}
+
+static void push_nowait(pl_store_t *s, int i, const char *from, const char *to, const char *id)
+{
+    pl_envelope_t env = {.type = PL_ENV_CANDIDATE, .json = "{}", .json_len = 2};
+    snprintf(env.id, sizeof env.id, "%s", id);
+    snprintf(env.from, sizeof env.from, "%s", from);
+    CHECK_EQ_INT(s->push(s, "room1", from, to, &env, burst_cb, (void *)(uintptr_t)i), 0);
+}
+
+/* The socket refuses envelopes that were in flight when it closed: they go back to the head
+ * of the inbox in push order, ahead of what was queued meanwhile, each counted as delivered once,
+ * and none is lost when the sender has left in the meantime (found in review: they were queued at
+ * the tail behind later ones, and a requeue re-ran the sender and limit checks and could drop
+ * them). */
+static void test_direct_refused_in_flight(void)
+{
+    fixture_t fx;
+    pl_store_t *d = NULL;
+    REQUIRE(direct_open(&fx, &d));
+    pl_store_t *a = fx.s;
+    CHECK_EQ_INT(join(a, "room1", NULL, "p3", "u3"), 0);
+    uint64_t delivered0 = stats(a).signals_delivered;
+
+    direct_take_ok = false; /* the socket is closing */
+    direct_takes = 0;
+    burst_done = 0;
+    direct_can = true;
+    push_nowait(d, 0, "p1", "p2", "A");
+    push_nowait(d, 1, "p1", "p2", "B");
+    push_nowait(d, 2, "p3", "p2", "C");
+    direct_can = false; /* the node has noticed */
+    push_nowait(d, 3, "p1", "p2", "D");
+    push_nowait(d, 4, "p3", "p2", "E");
+    SPIN_UNTIL(3000, burst_done == 5);
+    REQUIRE(burst_done == 5);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ_INT(burst_status[i], 0);
+    CHECK_EQ_INT(direct_takes, 3);
+    settle();
+    CHECK_EQ_INT(pop(a, "room1", "p2", PL_ENV_ALL, 10), 0);
+    REQUIRE(R.nenvs == 5);
+    const char *want[] = {"A", "B", "C", "D", "E"};
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ_STR(R.envs[i].id, want[i]);
+    CHECK_EQ_INT(stats(a).signals_delivered, delivered0 + 5);
+    CHECK_EQ_INT(stats(a).signals_queued, 0);
+
+    /* The sender leaves while its refused envelope is still on its way back. */
+    direct_can = true;
+    burst_done = 0;
+    push_nowait(d, 0, "p1", "p2", "F");
+    R.calls = 0;
+    CHECK_EQ_INT(d->leave_room(d, "room1", "p1", leave_cb, NULL),
+                 0); /* after F, before F's requeue */
+    SPIN_UNTIL(3000, burst_done == 1 && R.calls == 1);
+    settle();
+    CHECK_EQ_INT(pop(a, "room1", "p2", PL_ENV_ALL, 10), 0);
+    REQUIRE(R.nenvs == 1);
+    CHECK_EQ_STR(R.envs[0].id, "F");
+    CHECK_EQ_INT(stats(a).signals_delivered, delivered0 + 6);
+    direct_can = false;
+    direct_take_ok = true;
+    d->destroy(d);
     fx_close(&fx);
 }
 
@@ -541,6 +644,7 @@ int main(void)
     store_engine = &redis_engine;
     RUN(test_code_reloaded);
     RUN(test_direct_delivery);
+    RUN(test_direct_refused_in_flight);
     RUN(test_signal_expiry_bookkeeping);
     RUN(test_two_nodes);
     RUN(test_shared_secret_two_nodes);
