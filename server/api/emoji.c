@@ -57,6 +57,7 @@ static void etag_of(const unsigned char *data, size_t len, char out[PL_EMOJI_ETA
 static bool etag_matches(pl_str_t inm, const char *etag);
 static bool read_id(pl_call_t *call, char out[PL_ID_SIZE]);
 static emoji_ctx_t *ctx_new(pl_call_t *call);
+static bool found(pl_call_t *call, int status);
 
 /* ---- routing hook and metrics ---- */
 
@@ -279,6 +280,17 @@ static emoji_ctx_t *ctx_new(pl_call_t *call)
     return ctx;
 }
 
+/* A store answer about one emoji: true when it is there; otherwise the call is answered
+ * (404, or the store's error). */
+static bool found(pl_call_t *call, int status)
+{
+    if (status == PL_ENOTFOUND)
+        api_error(call, 404, "not_found", "no such emoji");
+    else if (status)
+        api_store_error(call, status);
+    return status == 0;
+}
+
 /* ---- GET /emoji/list?domain=D ---- */
 
 void api_emoji_list(pl_call_t *call)
@@ -460,14 +472,8 @@ void api_emoji_get(pl_call_t *call)
 static void on_got(void *ud, int status, const pl_emoji_t *e, const unsigned char *data, size_t len)
 {
     pl_call_t *call = ud;
-    if (status == PL_ENOTFOUND) {
-        api_error(call, 404, "not_found", "no such emoji");
+    if (!found(call, status))
         return;
-    }
-    if (status) {
-        api_store_error(call, status);
-        return;
-    }
     if (!origin_ok(call, e->domain))
         return;
     pl_http_req_t *req = call->req;
@@ -511,14 +517,8 @@ static void on_got_for_delete(void *ud, int status, const pl_emoji_t *e, const u
     emoji_ctx_t *ctx = call->extra;
     (void)data;
     (void)len;
-    if (status == PL_ENOTFOUND) {
-        api_error(call, 404, "not_found", "no such emoji");
+    if (!found(call, status))
         return;
-    }
-    if (status) {
-        api_store_error(call, status);
-        return;
-    }
     if (!origin_ok(call, e->domain))
         return;
     if (strcmp(e->uploaded_by, call->user.user_id) != 0 && !user_has_domain(call, e->domain)) {
@@ -536,14 +536,8 @@ static void on_deleted(void *ud, int status)
 {
     pl_call_t *call = ud;
     emoji_ctx_t *ctx = call->extra;
-    if (status == PL_ENOTFOUND) {
-        api_error(call, 404, "not_found", "no such emoji");
+    if (!found(call, status))
         return;
-    }
-    if (status) {
-        api_store_error(call, status);
-        return;
-    }
     pl_log_info("emoji deleted", PL_LS("id", ctx->id), PL_LS("domain", ctx->meta.domain),
                 PL_LS("name", ctx->meta.name), PL_LS("user", call->user.user_id));
     api_empty(call, 204);
