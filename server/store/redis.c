@@ -437,7 +437,9 @@ static void on_requeued(void *ud, int status)
  * was pushed before anything queued there since, as the inbox was empty when it ran. Several
  * direct pushes to one peer may be in flight when its socket closes, and each goes to the
  * head: so refused envelopes wait here, in order, until the last direct push to that peer
- * has answered, and are then requeued last one first, which leaves them in push order. */
+ * has answered, and are then requeued last one first, which leaves them in push order.
+ * A recipient's record stays while pushes keep coming (no allocation per message); the
+ * once-a-second sweep timer drops the records with nothing in flight. */
 #define PUSH_ARG (3 + RS_NCONF) /* the push's own arguments start here in argv */
 
 typedef struct spill_env spill_env_t;
@@ -499,14 +501,14 @@ static void requeue(rs_store_t *s, const char *const *arg, const size_t *len)
     run(s, OP_REQUEUE, (void (*)(void))on_requeued, NULL, 6, args, len);
 }
 
-static void spill_free(spill_t *sp)
+static void spill_clear(spill_t *sp)
 {
     while (sp->head) {
         spill_env_t *e = sp->head;
         sp->head = e->next;
         free(e);
     }
-    free(sp);
+    sp->tail = &sp->head;
 }
 
 static void spill_add(spill_t *sp, const char *const *arg, const size_t *len)
@@ -551,9 +553,8 @@ static void direct_end(rs_store_t *s, rs_req_t *q)
     }
     if (q->refused)
         spill_add(sp, arg, len);
-    if (--sp->inflight > 0)
+    if (--sp->inflight > 0 || !sp->head)
         return;
-    pl_map_del(&s->spills, key, kl);
     size_t n = 0;
     for (spill_env_t *e = sp->head; e; e = e->next)
         n++;
@@ -568,7 +569,24 @@ static void direct_end(rs_store_t *s, rs_req_t *q)
         requeue(s, e->arg, e->len);
     }
     free(order);
-    spill_free(sp);
+    spill_clear(sp);
+}
+
+/* Drops the records of recipients with no direct push in flight (the sweep timer). */
+static void spills_trim(rs_store_t *s)
+{
+    pl_map_iter_t it;
+    const char *key;
+    size_t kl;
+    void *val;
+    pl_map_iter_init(&it, &s->spills);
+    while (pl_map_iter_next(&it, &key, &kl, &val)) {
+        spill_t *sp = val;
+        if (sp->inflight == 0 && !sp->head) {
+            pl_map_del(&s->spills, key, kl);
+            free(sp);
+        }
+    }
 }
 
 static void spills_free(rs_store_t *s)
@@ -576,8 +594,10 @@ static void spills_free(rs_store_t *s)
     pl_map_iter_t it;
     void *val;
     pl_map_iter_init(&it, &s->spills);
-    while (pl_map_iter_next(&it, NULL, NULL, &val))
-        spill_free(val);
+    while (pl_map_iter_next(&it, NULL, NULL, &val)) {
+        spill_clear(val);
+        free(val);
+    }
     pl_map_free(&s->spills);
 }
 
@@ -1345,6 +1365,7 @@ static void on_sweep_timer(uv_timer_t *t)
 {
     sweep_run(t->data);
     sub_probe(t->data);
+    spills_trim(t->data);
 }
 
 void pl_store_redis_use_scripts(pl_store_t *base)
