@@ -103,8 +103,9 @@ static bool path_room_id(pl_call_t *call)
     return true;
 }
 
-/* The part of create and join responses that hands the caller its session. */
-static json_t *session_json(pl_call_t *call, const pl_room_t *room, const pl_member_t *member)
+/* A fresh signaling token for the member: create, join and every heartbeat hand one out. */
+static int session_token(pl_call_t *call, const pl_room_t *room, const pl_member_t *member,
+                         char *token, size_t size)
 {
     pl_app_t *app = call->app;
     pl_sigtoken_t claims = {0};
@@ -113,8 +114,15 @@ static json_t *session_json(pl_call_t *call, const pl_room_t *room, const pl_mem
     snprintf(claims.user_id, sizeof claims.user_id, "%s", member->user_id);
     snprintf(claims.name, sizeof claims.name, "%s", member->name);
     claims.exp_ms = call->now_ms + (int64_t)app->cfg->room_ttl * 1000;
+    return pl_auth_sign_signaling(app->auth, &claims, token, size) < 0 ? -1 : 0;
+}
+
+/* The part of create and join responses that hands the caller its session. */
+static json_t *session_json(pl_call_t *call, const pl_room_t *room, const pl_member_t *member)
+{
+    pl_app_t *app = call->app;
     char token[2048];
-    if (pl_auth_sign_signaling(app->auth, &claims, token, sizeof token) < 0)
+    if (session_token(call, room, member, token, sizeof token) < 0)
         return NULL;
     uint32_t hb = app->cfg->member_ttl / 3;
     return json_pack("{s:s,s:s,s:s,s:o,s:o,s:I}", "roomId", room->id, "peerId", member->peer_id,
@@ -604,16 +612,16 @@ static void on_heartbeat(void *ud, int status, const pl_room_t *room, const pl_m
         api_store_error(call, status);
         return;
     }
-    json_t *session = session_json(call, room, member);
-    if (!session) {
+    /* The store's heartbeat answer fills only the room's id, expiry and participant count
+     * (store.h): the session's other parts (room, ICE servers) are not built again. */
+    char token[2048];
+    if (session_token(call, room, member, token, sizeof token) < 0) {
         api_error(call, 500, "internal", "could not build the response");
         return;
     }
-    json_t *body = json_pack("{s:s,s:I,s:o,s:O}", "roomId", room->id, "participantCount",
+    json_t *body = json_pack("{s:s,s:I,s:o,s:s}", "roomId", room->id, "participantCount",
                              (json_int_t)room->participant_count, "expiresAt",
-                             api_iso_time(member->expires_at_ms), "signalingToken",
-                             json_object_get(session, "signalingToken"));
-    json_decref(session);
+                             api_iso_time(member->expires_at_ms), "signalingToken", token);
     api_json(call, 200, body);
 }
 

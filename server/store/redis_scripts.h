@@ -148,18 +148,41 @@
     "  if #rem==0 then room_remove(r,t) end\n"                                                     \
     "  if #ga>0 then EV[#EV+1]={'M',ra,ga,rem,(#rem==0) and '1' or '0'} end\n"                     \
     "  if #rem==0 then return nil end\n"                                                           \
-    "  touch_expiry(r,t) return t end\n" /* reap() for the scripts that need only to know the room \
-                                          * is live (push and pop): one read. pl:expiry holds each \
-                                          * room's earliest due time (room, member or signal       \
-                                          * expiry; touch_expiry() keeps it, and every later       \
-                                          * change only adds later times), so a score after now    \
-                                          * means nothing is due and the room is there. Otherwise  \
-                                          * reap() decides. The table it returns has no fields:    \
-                                          * call room_get() for them. */                           \
+    "  touch_expiry(r,t) return t end\n" /* pl:expiry's score for a room is never later than the   \
+                                          * room's earliest due time (its own expiry, a member's   \
+                                          * or a queued signal's): only a new room and a signal    \
+                                          * whose expiry comes before the room's earlier ones      \
+                                          * (expiry_at_most()) set an earlier time, and every      \
+                                          * other change only moves times later, which leaves the  \
+                                          * score early, not wrong. So a score after now means     \
+                                          * nothing is due and the room is there: alive() answers  \
+                                          * that with one read, for the scripts that need only to  \
+                                          * know the room is live. Otherwise it settles the room   \
+                                          * as the sweep does (reap, expired signals, an exact     \
+                                          * score again). The table it returns has no fields on    \
+                                          * that fast path; live() reads them. */                  \
     "local function alive(r)\n"                                                                    \
     "  local e=redis.call('ZSCORE','pl:expiry',r)\n"                                               \
     "  if e and tonumber(e)>now then return {} end\n"                                              \
-    "  return reap(r) end\n"
+    "  local t=reap(r)\n"                                                                          \
+    "  if t then sig_reap(r) touch_expiry(r,t) end\n"                                              \
+    "  return t end\n"                                                                             \
+    "local function live(r)\n"                                                                     \
+    "  local t=alive(r)\n"                                                                         \
+    "  if t and not t.id then t=room_get(r) end\n"                                                 \
+    "  return t end\n"                                                                             \
+    "local function expiry_at_most(r,e)\n"                                                         \
+    "  local c=redis.call('ZSCORE','pl:expiry',r)\n"                                               \
+    "  if not c or tonumber(c)>e then redis.call('ZADD','pl:expiry',e,r) end end\n"                \
+    "local function renew(r,t)\n"                                                                  \
+    "  local kx=t.kx\n"                                                                            \
+    "  if not t.id then kx=redis.call('HGET',K(r,'room'),'kx') end\n"                              \
+    "  if kx and tonumber(t.expires)-tonumber(kx)<GRACE/2 then\n"                                  \
+    "    redis.call('HSET',K(r,'room'),'expires',t.expires) return end\n"                          \
+    "  redis.call('HSET',K(r,'room'),'expires',t.expires,'kx',t.expires)\n"                        \
+    "  if not t.id then local f=room_get(r) if not f then return end f.expires=t.expires t=f "     \
+    "end\n"                                                                                        \
+    "  keep(r,t) end\n"
 
 /* ARGV[2..11]: room id, broadcaster id, broadcaster name, custom name, public (1/0),
  * topology, max_peers, peer id, user id, name. */
@@ -167,15 +190,14 @@
     "local rid,bid,bname=ARGV[2],ARGV[3],ARGV[4]\n"                                                \
     "local req={p=ARGV[9],u=ARGV[10],n=ARGV[11]}\n"                                                \
     "local ex=redis.call('GET','pl:bcast:'..bid)\n"                                                \
-    "if ex then local t=reap(ex)\n"                                                                \
+    "if ex then local t=live(ex)\n"                                                                \
     "  if t then local mm\n"                                                                       \
     "    for _,p in ipairs(redis.call('ZRANGE',K(ex,'order'),0,-1)) do\n"                          \
     "      local m=mem_get(ex,p) if m and m.u==bid then mm=m break end end\n"                      \
     "    if mm then mm.e=S(now+MTTL) mem_save(ex,mm)\n"                                            \
     "    elseif redis.call('HEXISTS',K(ex,'mdata'),req.p)==1 then return {EV,-30005}\n"            \
     "    else mm=mem_add(ex,req) end\n"                                                            \
-    "    t.expires=S(now+RTTL) redis.call('HSET',K(ex,'room'),'expires',t.expires)\n"              \
-    "    keep(ex,t) touch_expiry(ex,t)\n"                                                          \
+    "    t.expires=S(now+RTTL) renew(ex,t)\n"                                                      \
     "    return {EV,0,room_arr(t,ex),mem_arr(mm),'0'} end end\n"                                   \
     "if RMAX>0 and redis.call('ZCARD','pl:rooms')>=RMAX then\n"                                    \
     "  for _,r in ipairs(redis.call('ZRANGEBYSCORE','pl:expiry','-inf',now,'LIMIT',0,256)) do\n"   \
@@ -186,13 +208,14 @@
     "local t={id=rid,bid=bid,bname=bname,cname=ARGV[5],created=S(now),expires=S(now+RTTL),\n"      \
     "  maxp=ARGV[8],pub=ARGV[6],topo=ARGV[7]}\n"                                                   \
     "redis.call('HSET',K(rid,'room'),'id',t.id,'bid',t.bid,'bname',t.bname,'cname',t.cname,\n"     \
-    "  'created',t.created,'expires',t.expires,'maxp',t.maxp,'pub',t.pub,'topo',t.topo,'seq',0)\n" \
+    "  'created',t.created,'expires',t.expires,'maxp',t.maxp,'pub',t.pub,'topo',t.topo,'seq',0,\n" \
+    "  'kx',t.expires)\n"                                                                          \
     "local mm=mem_add(rid,req)\n"                                                                  \
     "redis.call('ZADD','pl:rooms',now,rid)\n"                                                      \
     "redis.call('SET','pl:bcast:'..bid,rid)\n"                                                     \
     "if bname~='' and t.pub=='1' then redis.call('SET','pl:name:'..bname,rid) end\n"               \
     "if t.pub=='1' then redis.call('ZADD','pl:rooms:public',-now,rid) end\n"                       \
-    "keep(rid,t) touch_expiry(rid,t)\n"                                                            \
+    "keep(rid,t) redis.call('ZADD','pl:expiry',math.min(now+RTTL,now+MTTL),rid)\n"                 \
     "return {EV,0,room_arr(t,rid),mem_arr(mm),'1'}\n"
 
 /* ARGV[2..6]: room id or "", broadcaster name or "", peer id, user id, name. */
@@ -200,26 +223,24 @@
     "local r=ARGV[2]\n"                                                                            \
     "if r=='' then r=redis.call('GET','pl:name:'..ARGV[3]) end\n"                                  \
     "if not r then return {EV,-30003} end\n"                                                       \
-    "local t=reap(r)\n"                                                                            \
+    "local t=live(r)\n"                                                                            \
     "if not t then return {EV,-30003} end\n"                                                       \
     "local n=redis.call('ZCARD',K(r,'order'))\n"                                                   \
     "if tonumber(t.maxp)>0 and n>=tonumber(t.maxp) then return {EV,-30004} end\n"                  \
     "if redis.call('HEXISTS',K(r,'mdata'),ARGV[4])==1 then return {EV,-30005} end\n"               \
     "local peers=members(r)\n"                                                                     \
     "local mm=mem_add(r,{p=ARGV[4],u=ARGV[5],n=ARGV[6]})\n"                                        \
-    "keep(r,t) touch_expiry(r,t)\n"                                                                \
     "return {EV,0,room_arr(t,r),mem_arr(mm),peers}\n"
 
 /* ARGV[2..3]: room id, peer id. */
 #define RS_LEAVE                                                                                   \
     "local r,p=ARGV[2],ARGV[3]\n"                                                                  \
-    "local t=reap(r)\n"                                                                            \
+    "local t=alive(r)\n"                                                                           \
     "if not t then return {EV,-30003} end\n"                                                       \
     "if redis.call('HEXISTS',K(r,'mdata'),p)==0 then return {EV,-30006} end\n"                     \
     "mem_remove(r,p)\n"                                                                            \
     "local rest=members(r)\n"                                                                      \
-    "if #rest==0 then room_remove(r,t) return {EV,0,'1',rest} end\n"                               \
-    "touch_expiry(r,t)\n"                                                                          \
+    "if #rest==0 then room_remove(r,t.id and t or room_get(r)) return {EV,0,'1',rest} end\n"       \
     "return {EV,0,'0',rest}\n"
 
 /* ARGV[2..3]: room id, peer id. The keys' TTLs (keep()) are only a backstop for the sweep,
@@ -228,21 +249,18 @@
  * heartbeats make ten fewer calls. */
 #define RS_HEARTBEAT                                                                               \
     "local r,p=ARGV[2],ARGV[3]\n"                                                                  \
-    "local t=reap(r)\n"                                                                            \
+    "local t=alive(r)\n"                                                                           \
     "if not t then return {EV,-30003} end\n"                                                       \
     "local m=mem_get(r,p)\n"                                                                       \
     "if not m then return {EV,-30006} end\n"                                                       \
     "m.e=S(now+MTTL) mem_save(r,m)\n"                                                              \
-    "t.expires=S(now+RTTL)\n"                                                                      \
-    "if t.kx and tonumber(t.expires)-tonumber(t.kx)<GRACE/2 then\n"                                \
-    "  redis.call('HSET',K(r,'room'),'expires',t.expires)\n"                                       \
-    "else redis.call('HSET',K(r,'room'),'expires',t.expires,'kx',t.expires) keep(r,t) end\n"       \
-    "touch_expiry(r,t)\n"                                                                          \
-    "return {EV,0,room_arr(t,r),mem_arr(m)}\n"
+    "t.expires=S(now+RTTL) renew(r,t)\n"                                                           \
+    "return {EV,0,{r,'','','','0',t.expires,tostring(redis.call('ZCARD',K(r,'order'))),\n"         \
+    "  '0','0','0'},mem_arr(m)}\n"
 
 #define RS_GET_MEMBER                                                                              \
     "local r,p=ARGV[2],ARGV[3]\n"                                                                  \
-    "local t=reap(r)\n"                                                                            \
+    "local t=live(r)\n"                                                                            \
     "if not t then return {EV,-30003} end\n"                                                       \
     "local m=mem_get(r,p)\n"                                                                       \
     "if not m then return {EV,-30006} end\n"                                                       \
@@ -266,12 +284,12 @@
     "  if dm=='1' and redis.call('EXISTS',k)==0 then stat('delivered',1)\n"                        \
     "    if ty=='1' and efrom~='' then local m=cjson.decode(md) m.l=efrom mem_save(r,m) end\n"     \
     "    return {EV,0,'D'} end\n"                                                                  \
-    "  while true do local h=redis.call('LINDEX',k,0)\n"                                           \
-    "    if not h then break end\n"                                                                \
-    "    local _,ex,_,_,hj=parse(h)\n"                                                             \
-    "    if tonumber(ex)>now then break end\n"                                                     \
-    "    redis.call('LPOP',k) stat('queued',-1) stat('qbytes',-#hj) stat('expired',1) end\n"       \
-    "  local items=redis.call('LRANGE',k,0,-1)\n"                                                  \
+    "  local all,items=redis.call('LRANGE',k,0,-1),{}\n"                                           \
+    "  for i,rec in ipairs(all) do local _,ex,_,_,hj=parse(rec)\n"                                 \
+    "    if #items==0 and tonumber(ex)<=now then\n"                                                \
+    "      stat('queued',-1) stat('qbytes',-#hj) stat('expired',1)\n"                              \
+    "    else items[#items+1]=rec end end\n"                                                       \
+    "  if #items<#all then redis.call('LTRIM',k,#all-#items,-1) end\n"                             \
     "  if IMAX>0 and #items>=IMAX then return {EV,-30008} end\n"                                   \
     "  local b,mine=0,0\n"                                                                         \
     "  for _,rec in ipairs(items) do local _,_,f,_,j=parse(rec) b=b+#j\n"                          \
@@ -295,7 +313,7 @@
     "    if p~=sender then redis.call('PUBLISH','pl:inbox',r..'/'..p) end end\n"                   \
     "end\n"                                                                                        \
     "stat('queued',1) stat('qbytes',#js)\n"                                                        \
-    "if sig_due(r,now+STTL) then touch_expiry(r,room_get(r)) end\n"                                \
+    "if sig_due(r,now+STTL) then expiry_at_most(r,now+STTL) end\n"                                 \
     "return {EV,0}\n"
 
 /* ARGV[2..5]: room id, peer id, mask, max. Envelopes come back as {id,type,from,json}. */
@@ -303,8 +321,7 @@
     "local r,p,mask,max=ARGV[2],ARGV[3],tonumber(ARGV[4]),tonumber(ARGV[5])\n"                     \
     "local t=alive(r)\n"                                                                           \
     "if not t then return {EV,-30003} end\n"                                                       \
-    "local m=mem_get(r,p)\n"                                                                       \
-    "if not m then return {EV,-30006} end\n"                                                       \
+    "if redis.call('HEXISTS',K(r,'mdata'),p)==0 then return {EV,-30006} end\n"                     \
     "local k=K(r,'inbox:'..p)\n"                                                                   \
     "local items=redis.call('LRANGE',k,0,-1)\n"                                                    \
     "local kept,out,changed={}, {}, false\n"                                                       \
@@ -324,19 +341,19 @@
     "    if tonumber(ex)<=now then offer_clear(r,true)\n"                                          \
     "    elseif #out<max and o[1]~=p then offer_clear(r,false) out[#out+1]={id,ty,f,js} end\n"     \
     "  end end\n"                                                                                  \
-    "stat('delivered',#out)\n"                                                                     \
+    "if #out>0 then stat('delivered',#out) end\n"                                                  \
     "local lof=nil\n"                                                                              \
     "for _,e in ipairs(out) do if e[2]=='1' and e[3]~='' then lof=e[3] end end\n"                  \
-    "if lof then m.l=lof mem_save(r,m) end\n"                                                      \
+    "if lof then local m=mem_get(r,p) if m then m.l=lof mem_save(r,m) end end\n"                   \
     "return {EV,0,out}\n"
 
 #define RS_GET_ROOM                                                                                \
-    "local t=reap(ARGV[2])\n"                                                                      \
+    "local t=live(ARGV[2])\n"                                                                      \
     "if not t then return {EV,-30003} end\n"                                                       \
     "return {EV,0,room_arr(t,ARGV[2])}\n"
 
 #define RS_GET_MEMBERS                                                                             \
-    "local t=reap(ARGV[2])\n"                                                                      \
+    "local t=live(ARGV[2])\n"                                                                      \
     "if not t then return {EV,-30003} end\n"                                                       \
     "return {EV,0,room_arr(t,ARGV[2]),members(ARGV[2])}\n"
 
@@ -465,7 +482,7 @@
     "redis.call('PEXPIRE',k,STTL+GRACE)\n"                                                         \
     "redis.call('PUBLISH','pl:inbox',r..'/'..to)\n"                                                \
     "stat('queued',1) stat('qbytes',#js)\n"                                                        \
-    "if sig_due(r,now+STTL) then touch_expiry(r,room_get(r)) end\n"                                \
+    "if sig_due(r,now+STTL) then expiry_at_most(r,now+STTL) end\n"                                 \
     "return {EV,0}\n"
 
 #endif

@@ -228,7 +228,9 @@ struct pl_store {
     /* PL_ENOTFOUND unknown room; PL_EFORBIDDEN not a member. */
     int (*leave_room)(pl_store_t *s, const char *room_id, const char *peer_id, pl_store_leave_cb cb,
                       void *ud);
-    /* Refreshes the member's and the room's expiry. */
+    /* Refreshes the member's and the room's expiry. The callback's room need carry only
+     * its id, expires_at_ms and participant_count (the Redis engine reads no more for the
+     * most frequent call there is); the member is whole. */
     int (*heartbeat)(pl_store_t *s, const char *room_id, const char *peer_id, pl_store_member_cb cb,
                      void *ud);
     /* The room and the member, if both live. */

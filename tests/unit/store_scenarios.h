@@ -817,6 +817,9 @@ static void test_inbox_max(void)
     /* Other inboxes are unaffected. */
     CHECK_EQ_INT(push(s, "room1", "p2", "p1", PL_ENV_CANDIDATE, "d1", "{}"), 0);
     CHECK_EQ_INT(pop(s, "room1", "p2", PL_ENV_ALL, 1), 0);
+    /* (d1 is taken too: the count of expired envelopes below is p2's alone. An engine may
+     * count another inbox's expired envelopes as soon as it notices the room has some due.) */
+    CHECK_EQ_INT(pop(s, "room1", "p1", PL_ENV_ALL, 10), 0);
     CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c4", "{}"), 0);
     CHECK_EQ_INT(push(s, "room1", "p1", "p2", PL_ENV_CANDIDATE, "c5", "{}"), PL_ELIMIT);
     /* Expired envelopes do not hold the inbox full, and pops skip them. */
