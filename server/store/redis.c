@@ -972,8 +972,6 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     req_free(q);
 }
 
-/* Sends script op with the given arguments (after now and the options). When the engine
- * cannot serve, the callback runs now with PL_EUNAVAIL. Always returns 0. */
 /* Writes the command connection's buffer now. Not redisAsyncHandleWrite(): on an error
  * that would drop the connection and fire every pending callback from inside run(). Here an
  * error stays in the context, and hiredis' next write event (still armed) finds it and drops
@@ -989,6 +987,8 @@ static void cmd_flush(rs_store_t *s)
         ac->ev.delWrite(ac->ev.data);
 }
 
+/* Sends script op with the given arguments (after now and the options). When the engine
+ * cannot serve, the callback runs now with PL_EUNAVAIL. Always returns 0. */
 static int run(rs_store_t *s, int op, void (*cb)(void), void *ud, int nargs, const char **args,
                const size_t *lens)
 {

@@ -26,11 +26,27 @@
  * sets the options RTTL, MTTL, STTL, IMAX, IBYTES, ISEND, QBMAX, RMAX) and set from ARGV at
  * the start of each call (RS_SETUP). */
 #define RS_VARS                                                                                    \
-    "local now,EV\n"                                                                               \
+    "local now,EV,SC\n"                                                                            \
     "local GRACE=60000\n"
-#define RS_SETUP "now=tonumber(ARGV[1]) EV={}\n"
+#define RS_SETUP "now=tonumber(ARGV[1]) EV={} SC={}\n"
 
-/* The helpers the scripts share. */
+/* The helpers the scripts share.
+ *
+ * pl:expiry's score for a room is never later than the room's earliest due time (its own
+ * expiry, a member's or a queued signal's). Most changes only move times later, which
+ * leaves the score early, not wrong, and is not written; the ones that can move a time
+ * earlier lower the score with expiry_at_most(): a signal that expires before the room's
+ * earlier ones, and a member's or the room's new expiry (later than the old ones when every
+ * node has the same TTLs, but nodes with other options may share the Redis). So a score
+ * after now means nothing is due and the room is there: alive() answers that with one read,
+ * for the scripts that need only to know the room is live. Otherwise it settles the room as
+ * the sweep does (reap, expired signals, an exact score again). The table alive() returns
+ * has no fields on that fast path; live() reads them. SC caches the scores this call has
+ * read or written.
+ *
+ * renew() sets the room's new expiry (t.expires) and, every GRACE/2 of it, the keys' TTLs;
+ * it answers false when the room's hash is gone while its score is not (only eviction does
+ * that), so that nothing writes a hash without a TTL. */
 #define RS_HELPERS                                                                                 \
     "local function S(x) return string.format('%.0f',x) end\n"                                     \
     "local function K(r,s) return 'pl:{'..r..'}:'..s end\n"                                        \
@@ -77,7 +93,7 @@
     "  if m[2] and tonumber(m[2])<e then e=tonumber(m[2]) end\n"                                   \
     "  local sx=tonumber(redis.call('HGET',K(r,'room'),'sx'))\n"                                   \
     "  if sx and sx<e then e=sx end\n"                                                             \
-    "  redis.call('ZADD','pl:expiry',e,r) end\n"                                                   \
+    "  redis.call('ZADD','pl:expiry',e,r) SC[r]=e end\n"                                           \
     "local function offer_clear(r,expired)\n"                                                      \
     "  local env=redis.call('HGET',K(r,'offer'),'env')\n"                                          \
     "  if not env then return end\n"                                                               \
@@ -125,7 +141,7 @@
     "  offer_clear(r,false)\n"                                                                     \
     "  redis.call('DEL',K(r,'room'),K(r,'order'),K(r,'mdata'),K(r,'mexp'))\n"                      \
     "  redis.call('ZREM','pl:rooms',r) redis.call('ZREM','pl:rooms:public',r)\n"                   \
-    "  redis.call('ZREM','pl:expiry',r)\n"                                                         \
+    "  redis.call('ZREM','pl:expiry',r) SC[r]=nil\n"                                               \
     "  if t then\n"                                                                                \
     "    local b='pl:bcast:'..t.bid\n"                                                             \
     "    if redis.call('GET',b)==r then redis.call('DEL',b) end\n"                                 \
@@ -148,41 +164,33 @@
     "  if #rem==0 then room_remove(r,t) end\n"                                                     \
     "  if #ga>0 then EV[#EV+1]={'M',ra,ga,rem,(#rem==0) and '1' or '0'} end\n"                     \
     "  if #rem==0 then return nil end\n"                                                           \
-    "  touch_expiry(r,t) return t end\n" /* pl:expiry's score for a room is never later than the   \
-                                          * room's earliest due time (its own expiry, a member's   \
-                                          * or a queued signal's): only a new room and a signal    \
-                                          * whose expiry comes before the room's earlier ones      \
-                                          * (expiry_at_most()) set an earlier time, and every      \
-                                          * other change only moves times later, which leaves the  \
-                                          * score early, not wrong. So a score after now means     \
-                                          * nothing is due and the room is there: alive() answers  \
-                                          * that with one read, for the scripts that need only to  \
-                                          * know the room is live. Otherwise it settles the room   \
-                                          * as the sweep does (reap, expired signals, an exact     \
-                                          * score again). The table it returns has no fields on    \
-                                          * that fast path; live() reads them. */                  \
-    "local function alive(r)\n"                                                                    \
-    "  local e=redis.call('ZSCORE','pl:expiry',r)\n"                                               \
-    "  if e and tonumber(e)>now then return {} end\n"                                              \
+    "  touch_expiry(r,t) return t end\n"                                                           \
+    "local function settle(r)\n"                                                                   \
     "  local t=reap(r)\n"                                                                          \
     "  if t then sig_reap(r) touch_expiry(r,t) end\n"                                              \
     "  return t end\n"                                                                             \
+    "local function alive(r)\n"                                                                    \
+    "  local e=tonumber(redis.call('ZSCORE','pl:expiry',r))\n"                                     \
+    "  if e and e>now then SC[r]=e return {} end\n"                                                \
+    "  return settle(r) end\n"                                                                     \
     "local function live(r)\n"                                                                     \
     "  local t=alive(r)\n"                                                                         \
     "  if t and not t.id then t=room_get(r) end\n"                                                 \
     "  return t end\n"                                                                             \
     "local function expiry_at_most(r,e)\n"                                                         \
-    "  local c=redis.call('ZSCORE','pl:expiry',r)\n"                                               \
-    "  if not c or tonumber(c)>e then redis.call('ZADD','pl:expiry',e,r) end end\n"                \
+    "  local c=SC[r]\n"                                                                            \
+    "  if not c then c=tonumber(redis.call('ZSCORE','pl:expiry',r)) end\n"                         \
+    "  if not c or c>e then redis.call('ZADD','pl:expiry',e,r) SC[r]=e end end\n"                  \
     "local function renew(r,t)\n"                                                                  \
     "  local kx=t.kx\n"                                                                            \
-    "  if not t.id then kx=redis.call('HGET',K(r,'room'),'kx') end\n"                              \
+    "  if not t.id then local h=redis.call('HMGET',K(r,'room'),'id','kx')\n"                       \
+    "    if not h[1] then return false end kx=h[2] end\n"                                          \
+    "  expiry_at_most(r,math.min(tonumber(t.expires),now+MTTL))\n"                                 \
     "  if kx and tonumber(t.expires)-tonumber(kx)<GRACE/2 then\n"                                  \
-    "    redis.call('HSET',K(r,'room'),'expires',t.expires) return end\n"                          \
+    "    redis.call('HSET',K(r,'room'),'expires',t.expires) return true end\n"                     \
     "  redis.call('HSET',K(r,'room'),'expires',t.expires,'kx',t.expires)\n"                        \
-    "  if not t.id then local f=room_get(r) if not f then return end f.expires=t.expires t=f "     \
-    "end\n"                                                                                        \
-    "  keep(r,t) end\n"
+    "  if not t.id then local f=room_get(r) f.expires=t.expires t=f end\n"                         \
+    "  keep(r,t) return true end\n"
 
 /* ARGV[2..11]: room id, broadcaster id, broadcaster name, custom name, public (1/0),
  * topology, max_peers, peer id, user id, name. */
@@ -201,7 +209,7 @@
     "    return {EV,0,room_arr(t,ex),mem_arr(mm),'0'} end end\n"                                   \
     "if RMAX>0 and redis.call('ZCARD','pl:rooms')>=RMAX then\n"                                    \
     "  for _,r in ipairs(redis.call('ZRANGEBYSCORE','pl:expiry','-inf',now,'LIMIT',0,256)) do\n"   \
-    "    reap(r) end end\n"                                                                        \
+    "    settle(r) end end\n"                                                                      \
     "if RMAX>0 and redis.call('ZCARD','pl:rooms')>=RMAX then return {EV,-30008} end\n"             \
     "if rid=='' then return {EV,-30002} end\n"                                                     \
     "if redis.call('EXISTS',K(rid,'room'))==1 then return {EV,-30005} end\n"                       \
@@ -215,7 +223,7 @@
     "redis.call('SET','pl:bcast:'..bid,rid)\n"                                                     \
     "if bname~='' and t.pub=='1' then redis.call('SET','pl:name:'..bname,rid) end\n"               \
     "if t.pub=='1' then redis.call('ZADD','pl:rooms:public',-now,rid) end\n"                       \
-    "keep(rid,t) redis.call('ZADD','pl:expiry',math.min(now+RTTL,now+MTTL),rid)\n"                 \
+    "keep(rid,t) SC[rid]=math.min(now+RTTL,now+MTTL) redis.call('ZADD','pl:expiry',SC[rid],rid)\n" \
     "return {EV,0,room_arr(t,rid),mem_arr(mm),'1'}\n"
 
 /* ARGV[2..6]: room id or "", broadcaster name or "", peer id, user id, name. */
@@ -230,6 +238,7 @@
     "if redis.call('HEXISTS',K(r,'mdata'),ARGV[4])==1 then return {EV,-30005} end\n"               \
     "local peers=members(r)\n"                                                                     \
     "local mm=mem_add(r,{p=ARGV[4],u=ARGV[5],n=ARGV[6]})\n"                                        \
+    "expiry_at_most(r,now+MTTL)\n"                                                                 \
     "return {EV,0,room_arr(t,r),mem_arr(mm),peers}\n"
 
 /* ARGV[2..3]: room id, peer id. */
@@ -253,8 +262,9 @@
     "if not t then return {EV,-30003} end\n"                                                       \
     "local m=mem_get(r,p)\n"                                                                       \
     "if not m then return {EV,-30006} end\n"                                                       \
+    "t.expires=S(now+RTTL)\n"                                                                      \
+    "if not renew(r,t) then return {EV,-30003} end\n"                                              \
     "m.e=S(now+MTTL) mem_save(r,m)\n"                                                              \
-    "t.expires=S(now+RTTL) renew(r,t)\n"                                                           \
     "return {EV,0,{r,'','','','0',t.expires,tostring(redis.call('ZCARD',K(r,'order'))),\n"         \
     "  '0','0','0'},mem_arr(m)}\n"
 
@@ -403,7 +413,7 @@
  * expiry is reported by exactly one node. */
 #define RS_SWEEP                                                                                   \
     "local due=redis.call('ZRANGEBYSCORE','pl:expiry','-inf',now,'LIMIT',0,tonumber(ARGV[2]))\n"   \
-    "for _,r in ipairs(due) do local t=reap(r) if t then sig_reap(r) touch_expiry(r,t) end end\n"  \
+    "for _,r in ipairs(due) do settle(r) end\n"                                                    \
     "return {EV,0,tostring(#due)}\n"
 
 /* ---- custom emoji and the upstream cache ----

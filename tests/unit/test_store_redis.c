@@ -619,6 +619,72 @@ static void test_redis_frozen(void)
     fx_close(&fx);
 }
 
+/* Nodes with other TTLs share one Redis (docs/scaling.md): a member that joins, or
+ * heartbeats, through a node with a shorter member_ttl is due before the room's score said.
+ * That node lowers the score, so the sweep removes the member on time. */
+static void mixed_ttl_case(bool by_heartbeat)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts(); /* member_ttl 90 s */
+    REQUIRE(fx_open(&fx, &o) == 0);
+    pl_store_t *a = fx.s;
+    pl_store_opts_t ob = default_opts();
+    ob.member_ttl_s = 30;
+    pl_store_listener_t lb = {.on_inbox = on_inbox_b, .on_member_expired = on_member_expired_b};
+    pl_store_t *b = NULL;
+    REQUIRE(redis_node(&fx.loop, &ob, &lb, "b", &b) == 0);
+    REQUIRE(wait_ready(b, 3000));
+    CHECK_EQ_INT(create(a, "room1", "u1", "alice", "p1", true, 16), 0);
+    if (by_heartbeat) {
+        CHECK_EQ_INT(join(a, "room1", NULL, "p2", "u2"), 0);
+        fake_now += 1000;
+        CHECK_EQ_INT(heartbeat(b, "room1", "p2"), 0);
+    } else {
+        CHECK_EQ_INT(join(b, "room1", NULL, "p2", "u2"), 0);
+    }
+    CHECK_EQ_INT(R.member.expires_at_ms, fake_now + 30 * 1000);
+    reset_notes();
+    expired_b = 0;
+    fake_now += 40 * 1000; /* p2 is 10 s past its expiry, p1 is not */
+    pl_store_redis_sweep(a);
+    pl_store_redis_sweep(b);
+    barrier(a);
+    barrier(b);
+    CHECK_EQ_INT((int)nmember_notes + expired_b, 1);
+    CHECK_EQ_INT(get_member(a, "room1", "p2"), PL_EFORBIDDEN);
+    CHECK_EQ_INT(get_members(a, "room1"), 0);
+    CHECK_EQ_INT(R.npeers, 1);
+    b->destroy(b);
+    fx_close(&fx);
+}
+
+static void test_mixed_member_ttl_join(void)
+{
+    mixed_ttl_case(false);
+}
+
+static void test_mixed_member_ttl_heartbeat(void)
+{
+    mixed_ttl_case(true);
+}
+
+/* A room whose hash went (eviction) while its score stayed: a heartbeat answers not found
+ * and writes no hash without a TTL. */
+static void test_heartbeat_room_hash_gone(void)
+{
+    fixture_t fx;
+    pl_store_opts_t o = default_opts();
+    REQUIRE(open_room1(&fx, &o, 2));
+    pl_store_t *s = fx.s;
+    REQUIRE(redis_cmd("DEL pl:{room1}:room"));
+    CHECK_EQ_INT(heartbeat(s, "room1", "p1"), PL_ENOTFOUND);
+    long long v = 0;
+    bool nil = false;
+    REQUIRE(redis_number("EXISTS pl:{room1}:room", &v, &nil));
+    CHECK_EQ_INT(v, 0);
+    fx_close(&fx);
+}
+
 int main(void)
 {
     if (system("command -v redis-server >/dev/null 2>&1") != 0) {
@@ -648,6 +714,9 @@ int main(void)
     RUN(test_signal_expiry_bookkeeping);
     RUN(test_two_nodes);
     RUN(test_shared_secret_two_nodes);
+    RUN(test_mixed_member_ttl_join);
+    RUN(test_mixed_member_ttl_heartbeat);
+    RUN(test_heartbeat_room_hash_gone);
     RUN(test_redis_frozen);
     RUN(test_redis_restart);
     redis_kill();
