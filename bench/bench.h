@@ -35,6 +35,7 @@ typedef struct {
     uint32_t timeout_ms;
     uint32_t connect_timeout_ms;
     unsigned size;      /* --size: payload bytes of relayed envelopes (relay) */
+    unsigned window;    /* --window: messages in flight per sender, flat out (relay) */
     int server_pid;     /* --server-pid: read memory / CPU of this process (idle, churn) */
     unsigned rooms;     /* --rooms (churn) */
     unsigned members;   /* --members: per room (churn) */

@@ -13,7 +13,8 @@
 #   --churn-rooms N    churn: rooms of 10 members heartbeating every 30 s (default 10000)
 #   --churn-duration S churn: seconds measured once every member has joined (default 60)
 #   --relay-conns N    relay: WebSockets, two per pair (default 16)
-#   --rest-conns N     rest: keep-alive connections (default 16)
+#   --relay-window N   relay, flat out: messages each sender keeps in flight (default 16)
+#   --rest-conns N     rest: keep-alive connections (default 64)
 #   --wrk-conns N      wrk -c (default 50; always -t1)
 #   --only LIST        comma-separated subset of: relay,rest,http,idle,churn (default all)
 #   --out DIR          raw JSON, wrk outputs, logs and table.md go here
@@ -49,7 +50,7 @@ usage() { awk 'NR == 1 { next } /^# shellcheck/ { exit } /^#/ { sub(/^# ?/, "");
 # Options
 
 QUICK=0 BUILD=1 DURATION="" REPEAT="" IDLE_CONNS="" CHURN_ROOMS="" CHURN_DURATION=""
-RELAY_CONNS=16 REST_CONNS=16 WRK_CONNS=50 ONLY="$ALL_WORKLOADS" OUT="" BUILD_DIR=""
+RELAY_CONNS=16 RELAY_WINDOW=16 REST_CONNS=64 WRK_CONNS=50 ONLY="$ALL_WORKLOADS" OUT="" BUILD_DIR=""
 CHURN_MEMBERS=10 CHURN_HEARTBEAT=30 IDLE_HOLD=5
 
 die_usage() { echo "compare.sh: $*" >&2; echo "try: bench/compare.sh --help" >&2; exit 2; }
@@ -78,6 +79,7 @@ while [ $# -gt 0 ]; do
     --churn-rooms) need_int "$opt" "$val" 1; CHURN_ROOMS="$val" ;;
     --churn-duration) need_int "$opt" "$val" 1; CHURN_DURATION="$val" ;;
     --relay-conns) need_int "$opt" "$val" 2; RELAY_CONNS="$val" ;;
+    --relay-window) need_int "$opt" "$val" 1; RELAY_WINDOW="$val" ;;
     --rest-conns) need_int "$opt" "$val" 1; REST_CONNS="$val" ;;
     --wrk-conns) need_int "$opt" "$val" 1; WRK_CONNS="$val" ;;
     --only) ONLY="$val" ;;
@@ -269,7 +271,7 @@ machine() {
   echo "wrk:          $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
   echo "redis-server: $(redis-server --version | sed 's/^Redis server //; s/ sha=.*//')"
   echo "RLIMIT_NOFILE: $NOFILE"
-  echo "settings:     workloads $ONLY; $DURATION s runs × $REPEAT; wrk -t1 -c$WRK_CONNS; relay $RELAY_CONNS sockets; rest $REST_CONNS connections; idle $IDLE_CONNS sockets; churn $CHURN_ROOMS rooms × $CHURN_MEMBERS members, heartbeat $CHURN_HEARTBEAT s, $CHURN_DURATION s"
+  echo "settings:     workloads $ONLY; $DURATION s runs × $REPEAT; wrk -t1 -c$WRK_CONNS; relay $RELAY_CONNS sockets, window $RELAY_WINDOW; rest $REST_CONNS connections; idle $IDLE_CONNS sockets; churn $CHURN_ROOMS rooms × $CHURN_MEMBERS members, heartbeat $CHURN_HEARTBEAT s, $CHURN_DURATION s"
   echo "out:          $OUT"
 }
 machine | tee "$OUT/machine.txt" >&2
@@ -502,9 +504,10 @@ workload_http() {
 workload_relay() {
   local rep e peak
   start_parleyd memory && start_parleyd redis && start_peerjs || return 1
-  local -a parley_args=(--secret "$SECRET" --connections "$RELAY_CONNS" --duration "$DURATION")
-  local -a peerjs_args=(--target peerjs --key peerjs --url "$PJ_URL" --connections "$RELAY_CONNS"
+  local -a parley_args=(--secret "$SECRET" --connections "$RELAY_CONNS" --window "$RELAY_WINDOW"
     --duration "$DURATION")
+  local -a peerjs_args=(--target peerjs --key peerjs --url "$PJ_URL" --connections "$RELAY_CONNS"
+    --window "$RELAY_WINDOW" --duration "$DURATION")
   # Flat out: each server's peak messages/s.
   for ((rep = 1; rep <= REPEAT; rep++)); do
     for e in memory redis; do
@@ -573,7 +576,7 @@ for w in relay rest http idle churn; do
 done
 
 META_ARGS=(duration "$DURATION" repeat "$REPEAT" idle_conns "$IDLE_CONNS" churn_rooms "$CHURN_ROOMS"
-  churn_members "$CHURN_MEMBERS" churn_heartbeat "$CHURN_HEARTBEAT" relay_conns "$RELAY_CONNS"
+  churn_members "$CHURN_MEMBERS" churn_heartbeat "$CHURN_HEARTBEAT" relay_conns "$RELAY_CONNS" relay_window "$RELAY_WINDOW"
   rest_conns "$REST_CONNS" wrk_conns "$WRK_CONNS" api_route "$API_ROUTE" machine "$MACHINE_SHORT")
 "$PY" -c '
 import json, sys

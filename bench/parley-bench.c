@@ -271,6 +271,8 @@ static void usage(FILE *f)
         "  --requests N          stop after N units of work (with --duration: whichever first)\n"
         "  --rate R              R units/s in total (default 0: flat out)\n"
         "  --size B              relay: payload bytes per envelope (default 200)\n"
+        "  --window N            relay, flat out: messages in flight per sender, 1-64\n"
+        "                        (default 8)\n"
         "  --server-pid PID      idle: read VmRSS; churn: CPU time of this process\n"
         "  --hold S              idle: hold the sockets S seconds once open (default 2)\n"
         "  --open-rate N         idle: open N sockets a second (default 0: as fast as possible)\n"
@@ -358,6 +360,7 @@ static int parse_opts(int argc, char **argv, pb_opts_t *o)
                                           {"requests", required_argument, NULL, 'n'},
                                           {"rate", required_argument, NULL, 'r'},
                                           {"size", required_argument, NULL, 'z'},
+                                          {"window", required_argument, NULL, 'w'},
                                           {"server-pid", required_argument, NULL, 'p'},
                                           {"hold", required_argument, NULL, 'H'},
                                           {"open-rate", required_argument, NULL, 'O'},
@@ -377,6 +380,7 @@ static int parse_opts(int argc, char **argv, pb_opts_t *o)
     o->timeout_ms = 5000;
     o->connect_timeout_ms = 2000;
     o->size = 200;
+    o->window = 8;
     o->hold_s = 2;
     o->rooms = 100;
     o->members = 10;
@@ -429,6 +433,12 @@ static int parse_opts(int argc, char **argv, pb_opts_t *o)
             if (!parse_num(optarg, 1, 65536, &d))
                 goto bad;
             o->size = (unsigned)d;
+            break;
+        case 'w':
+            /* parleyd holds at most 64 undelivered envelopes per sender and recipient. */
+            if (!parse_num(optarg, 1, 64, &d))
+                goto bad;
+            o->window = (unsigned)d;
             break;
         case 'p':
             if (!parse_num(optarg, 1, 1 << 30, &d))

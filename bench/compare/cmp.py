@@ -296,7 +296,9 @@ def cmd_table(tsv, notes, meta_path, out_md):
                      ratio_text(ratio, r, base_t), bar, verdict])
 
     relay_conns = meta.get("relay_conns")
-    row("relay", f"messages/s flat out ({relay_conns} sockets)", "", "relay", "throughput",
+    relay_window = meta.get("relay_window", 8)
+    row("relay", f"messages/s flat out ({relay_conns} sockets, window {relay_window})", "",
+        "relay", "throughput",
         base_t="peerjs", ratio="mem/base", bar="≥ 10× PeerJS", check=lambda x: x >= 10)
     peak_m = med(vals("relay", "memory", "throughput"))
     half = f"{peak_m / 2:,.0f} msg/s" if peak_m else "peak/2"
