@@ -613,9 +613,15 @@ static void on_heartbeat(void *ud, int status, const pl_room_t *room, const pl_m
         return;
     }
     /* The store's heartbeat answer fills only the room's id, expiry and participant count
-     * (store.h): the session's other parts (room, ICE servers) are not built again. */
+     * and the member's expiry (store.h): the session's other parts (room, ICE servers) are
+     * not built again, and the new token carries the claims of the one presented, which was
+     * issued for this member (peer ids are never reused). */
+    pl_member_t self = {0};
+    memcpy(self.peer_id, call->sig.peer_id, PL_ID_SIZE);
+    snprintf(self.user_id, sizeof self.user_id, "%s", call->sig.user_id);
+    snprintf(self.name, sizeof self.name, "%s", call->sig.name);
     char token[2048];
-    if (session_token(call, room, member, token, sizeof token) < 0) {
+    if (session_token(call, room, &self, token, sizeof token) < 0) {
         api_error(call, 500, "internal", "could not build the response");
         return;
     }

@@ -44,6 +44,11 @@
  * has no fields on that fast path; live() reads them. SC caches the scores this call has
  * read or written.
  *
+ * A member's expiry lives in the mexp zset: heartbeats move only that (the JSON in mdata
+ * keeps the one it was written with, and mem_arr's callers put mexp's in its place, as Redis
+ * writes it: integral scores below 2^53 come back as plain digits), so the most frequent
+ * call neither decodes nor encodes the member.
+ *
  * renew() sets the room's new expiry (t.expires) and, every GRACE/2 of it, the keys' TTLs;
  * it answers false when the room's hash is gone while its score is not (only eviction does
  * that), so that nothing writes a hash without a TTL. */
@@ -69,13 +74,15 @@
     "  local v=redis.call('HGET',K(r,'mdata'),p)\n"                                                \
     "  if not v then return nil end return cjson.decode(v) end\n"                                  \
     "local function mem_save(r,m)\n"                                                               \
-    "  redis.call('HSET',K(r,'mdata'),m.p,cjson.encode(m))\n"                                      \
-    "  redis.call('ZADD',K(r,'mexp'),m.e,m.p) end\n"                                               \
+    "  redis.call('HSET',K(r,'mdata'),m.p,cjson.encode(m)) end\n"                                  \
     "local function mem_arr(m) return {m.p,m.u,m.n,m.j,m.e,m.l} end\n"                             \
     "local function members(r,except)\n"                                                           \
-    "  local out={}\n"                                                                             \
+    "  local out,es,x={},{},redis.call('ZRANGE',K(r,'mexp'),0,-1,'WITHSCORES')\n"                  \
+    "  for i=1,#x,2 do es[x[i]]=x[i+1] end\n"                                                      \
     "  for _,p in ipairs(redis.call('ZRANGE',K(r,'order'),0,-1)) do\n"                             \
-    "    if p~=except then local m=mem_get(r,p) if m then out[#out+1]=mem_arr(m) end end end\n"    \
+    "    if p~=except then local m=mem_get(r,p)\n"                                                 \
+    "      if m then if es[p] then m.e=es[p] end out[#out+1]=mem_arr(m) end end "                  \
+    "end\n"                                                                                        \
     "  return out end\n"                                                                           \
     "local function keep(r,t)\n"                                                                   \
     "  local ttl=tonumber(t.expires)-now+GRACE\n"                                                  \
@@ -114,7 +121,8 @@
     "local function mem_add(r,m)\n"                                                                \
     "  local seq=redis.call('HINCRBY',K(r,'room'),'seq',1)\n"                                      \
     "  m.j=S(now) m.e=S(now+MTTL) m.l=''\n"                                                        \
-    "  mem_save(r,m) redis.call('ZADD',K(r,'order'),seq,m.p) stat('members',1)\n"                  \
+    "  mem_save(r,m) redis.call('ZADD',K(r,'mexp'),m.e,m.p)\n"                                     \
+    "  redis.call('ZADD',K(r,'order'),seq,m.p) stat('members',1)\n"                                \
     "  return m end\n"                                                                             \
     "local function sig_due(r,ex)\n"                                                               \
     "  local sx=tonumber(redis.call('HGET',K(r,'room'),'sx'))\n"                                   \
@@ -154,11 +162,11 @@
     "  if tonumber(t.expires)<=now then\n"                                                         \
     "    local ra,ms=room_arr(t,r),members(r)\n"                                                   \
     "    room_remove(r,t) EV[#EV+1]={'R',ra,ms} return nil end\n"                                  \
-    "  local gone=redis.call('ZRANGEBYSCORE',K(r,'mexp'),'-inf',now)\n"                            \
+    "  local gone=redis.call('ZRANGEBYSCORE',K(r,'mexp'),'-inf',now,'WITHSCORES')\n"               \
     "  if #gone==0 then return t end\n"                                                            \
     "  local ga={}\n"                                                                              \
-    "  for _,p in ipairs(gone) do local m=mem_get(r,p)\n"                                          \
-    "    if m then ga[#ga+1]=mem_arr(m) end mem_remove(r,p) end\n"                                 \
+    "  for i=1,#gone,2 do local p=gone[i] local m=mem_get(r,p)\n"                                  \
+    "    if m then m.e=gone[i+1] ga[#ga+1]=mem_arr(m) end mem_remove(r,p) end\n"                   \
     "  local rem=members(r)\n"                                                                     \
     "  local ra=room_arr(t,r)\n"                                                                   \
     "  if #rem==0 then room_remove(r,t) end\n"                                                     \
@@ -202,7 +210,7 @@
     "  if t then local mm\n"                                                                       \
     "    for _,p in ipairs(redis.call('ZRANGE',K(ex,'order'),0,-1)) do\n"                          \
     "      local m=mem_get(ex,p) if m and m.u==bid then mm=m break end end\n"                      \
-    "    if mm then mm.e=S(now+MTTL) mem_save(ex,mm)\n"                                            \
+    "    if mm then mm.e=S(now+MTTL) redis.call('ZADD',K(ex,'mexp'),mm.e,mm.p)\n"                  \
     "    elseif redis.call('HEXISTS',K(ex,'mdata'),req.p)==1 then return {EV,-30005}\n"            \
     "    else mm=mem_add(ex,req) end\n"                                                            \
     "    t.expires=S(now+RTTL) renew(ex,t)\n"                                                      \
@@ -255,18 +263,20 @@
 /* ARGV[2..3]: room id, peer id. The keys' TTLs (keep()) are only a backstop for the sweep,
  * so a heartbeat renews them only once the room's expiry has moved GRACE/2 past the one they
  * were last set for (kx): the keys then outlive the room by at least GRACE/2, and most
- * heartbeats make ten fewer calls. */
+ * heartbeats make ten fewer calls. The member in the answer is its peer id and new expiry
+ * (store.h): mexp says whether it is a member, and the JSON in mdata is not read. */
 #define RS_HEARTBEAT                                                                               \
     "local r,p=ARGV[2],ARGV[3]\n"                                                                  \
     "local t=alive(r)\n"                                                                           \
     "if not t then return {EV,-30003} end\n"                                                       \
-    "local m=mem_get(r,p)\n"                                                                       \
-    "if not m then return {EV,-30006} end\n"                                                       \
+    "local mx=K(r,'mexp')\n"                                                                       \
+    "if not redis.call('ZSCORE',mx,p) then return {EV,-30006} end\n"                               \
     "t.expires=S(now+RTTL)\n"                                                                      \
     "if not renew(r,t) then return {EV,-30003} end\n"                                              \
-    "m.e=S(now+MTTL) mem_save(r,m)\n"                                                              \
+    "local e=S(now+MTTL)\n"                                                                        \
+    "redis.call('ZADD',mx,e,p)\n"                                                                  \
     "return {EV,0,{r,'','','','0',t.expires,tostring(redis.call('ZCARD',K(r,'order'))),\n"         \
-    "  '0','0','0'},mem_arr(m)}\n"
+    "  '0','0','0'},{p,'','','0',e,''}}\n"
 
 #define RS_GET_MEMBER                                                                              \
     "local r,p=ARGV[2],ARGV[3]\n"                                                                  \
@@ -274,6 +284,8 @@
     "if not t then return {EV,-30003} end\n"                                                       \
     "local m=mem_get(r,p)\n"                                                                       \
     "if not m then return {EV,-30006} end\n"                                                       \
+    "local e=redis.call('ZSCORE',K(r,'mexp'),p)\n"                                                 \
+    "if e then m.e=e end\n"                                                                        \
     "return {EV,0,room_arr(t,r),mem_arr(m)}\n"
 
 /* ARGV[2..11]: room id, from peer, has from (1/0), to peer, has to (1/0), type, envelope

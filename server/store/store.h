@@ -229,8 +229,8 @@ struct pl_store {
     int (*leave_room)(pl_store_t *s, const char *room_id, const char *peer_id, pl_store_leave_cb cb,
                       void *ud);
     /* Refreshes the member's and the room's expiry. The callback's room need carry only
-     * its id, expires_at_ms and participant_count (the Redis engine reads no more for the
-     * most frequent call there is); the member is whole. */
+     * its id, expires_at_ms and participant_count, and its member only peer_id and
+     * expires_at_ms (the Redis engine reads no more for the most frequent call there is). */
     int (*heartbeat)(pl_store_t *s, const char *room_id, const char *peer_id, pl_store_member_cb cb,
                      void *ud);
     /* The room and the member, if both live. */

@@ -550,6 +550,28 @@ static void test_heartbeat(void)
     CHECK_EQ_INT(heartbeat(s, "room1", "zz"), PL_EFORBIDDEN);
     CHECK_EQ_INT(heartbeat(s, "nope", "p1"), PL_ENOTFOUND);
 
+    /* Every answer reports the heartbeat's expiry (the Redis engine keeps a member's expiry
+     * apart from the rest of it, and a heartbeat touches only that): get_member, with the
+     * member whole, and listings; and it stays when the member takes an offer, which
+     * rewrites the rest. */
+    int64_t hb_exp = fake_now + 90 * 1000;
+    CHECK_EQ_INT(get_member(s, "room1", "p1"), 0);
+    CHECK_EQ_INT(R.member.expires_at_ms, hb_exp);
+    CHECK_EQ_INT(R.member.joined_at_ms, T0);
+    CHECK_EQ_STR(R.member.user_id, "u1");
+    CHECK_EQ_STR(R.member.name, "alice");
+    CHECK_EQ_INT(get_members(s, "room1"), 0);
+    REQUIRE(R.npeers == 2);
+    CHECK_EQ_STR(R.peers[0].peer_id, "p1");
+    CHECK_EQ_INT(R.peers[0].expires_at_ms, hb_exp);
+    CHECK_EQ_INT(R.peers[1].expires_at_ms, T0 + 90 * 1000);
+    CHECK_EQ_INT(push(s, "room1", "p2", "p1", PL_ENV_OFFER, "o1", "{}"), 0);
+    CHECK_EQ_INT(pop(s, "room1", "p1", PL_ENV_ALL, 10), 0);
+    CHECK_EQ_INT(R.nenvs, 1);
+    CHECK_EQ_INT(get_member(s, "room1", "p1"), 0);
+    CHECK_EQ_STR(R.member.last_offer_from, "p2");
+    CHECK_EQ_INT(R.member.expires_at_ms, hb_exp);
+
     /* Past both original TTLs: p1 and the room live on, p2 is gone. */
     fake_now += 80 * 1000;
     CHECK_EQ_INT(get_member(s, "room1", "p1"), 0);
@@ -558,6 +580,8 @@ static void test_heartbeat(void)
     CHECK_EQ_INT(R.room.participant_count, 1);
     REQUIRE(nmember_notes == 1);
     CHECK_EQ_STR(member_notes[0].member.peer_id, "p2");
+    CHECK_EQ_STR(member_notes[0].member.user_id, "u2");
+    CHECK_EQ_INT(member_notes[0].member.expires_at_ms, T0 + 90 * 1000);
     fx_close(&fx);
 }
 
