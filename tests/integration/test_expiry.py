@@ -1,10 +1,11 @@
 """Lifetimes: undelivered signals (PARLEY_SIGNAL_TTL), members without heartbeats
 (PARLEY_MEMBER_TTL), rooms without heartbeats (PARLEY_ROOM_TTL)."""
 
+import json
 import time
 import unittest
 
-from harness import ParleyTestCase, Peer, metrics, mint_token, req, scaled, uniq
+from harness import ParleyTestCase, Peer, b64url_decode, metrics, mint_token, req, scaled, uniq
 
 SHORT = {"PARLEY_SIGNAL_TTL": "1", "PARLEY_MEMBER_TTL": "2", "PARLEY_ROOM_TTL": "3"}
 
@@ -117,7 +118,8 @@ class TestExpiry(ParleyTestCase):
 
     def test_heartbeats_keep_room_alive(self):
         srv = self.server(**SHORT)
-        B = Peer.create(srv)
+        B = Peer.create(srv, name="Bea")
+        first = B.token
         t0 = time.monotonic()
         n = 0
         while time.monotonic() - t0 < 5.0:   # past ROOM_TTL (3 s) and MEMBER_TTL (2 s)
@@ -127,12 +129,21 @@ class TestExpiry(ParleyTestCase):
             n += 1
             time.sleep(0.4)
         self.assertGreaterEqual(n, 5)
+        # Each heartbeat's token names the same member as the one create handed out.
+        self.assertEqual(identity(B.token), identity(first))
+        self.assertEqual(identity(first)["name"], "Bea")
         self.assertStatus(req(srv, "GET", "/signaling/rooms/" + B.room_id), 200)
         self.assertTrue(listed(srv, B.room_id))
         V = Peer.join(srv, B.room_id)
         self.assertEqual(V.data["room"]["participantCount"], 2)
         self.assertStatus(B.heartbeat(), 200)
         self.assertEqual([e["type"] for e in B.event_list()], ["offer-request"])
+
+
+def identity(token):
+    """A signaling token's claims without its times: whom it was issued for."""
+    claims = json.loads(b64url_decode(token.split(".")[1]))
+    return {k: v for k, v in claims.items() if k not in ("exp", "iat")}
 
 
 if __name__ == "__main__":

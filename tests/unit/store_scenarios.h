@@ -128,6 +128,12 @@ static void test_create_idempotent(void)
     CHECK_EQ_INT(R.room.created_at_ms, T0);
     CHECK_EQ_INT(R.room.participant_count, 1);
     CHECK_EQ_INT(get_room(s, "room2"), PL_ENOTFOUND);
+    /* The refreshed expiry is the member's from now on, in every answer. */
+    CHECK_EQ_INT(get_member(s, "room1", "p1"), 0);
+    CHECK_EQ_INT(R.member.expires_at_ms, fake_now + 90 * 1000);
+    CHECK_EQ_INT(get_members(s, "room1"), 0);
+    REQUIRE(R.npeers == 1);
+    CHECK_EQ_INT(R.peers[0].expires_at_ms, fake_now + 90 * 1000);
 
     /* Without a membership of their own the broadcaster is added, even to a full room. */
     CHECK_EQ_INT(join(s, "room1", NULL, "p2", "u2"), 0);
