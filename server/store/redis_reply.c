@@ -4,15 +4,20 @@
 #include <hiredis/hiredis.h>
 #include <stdalign.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* The first block of an aggregate reply: a room, its member and the events fit. */
 #define RR_BLOCK 2048
+/* Further blocks double up to this. */
+#define RR_BLOCK_MAX (256 * 1024)
 
 typedef struct rr_block rr_block_t;
 struct rr_block {
     rr_block_t *next;
+    size_t cap;
+    size_t used;
     alignas(max_align_t) unsigned char data[];
 };
 
@@ -49,13 +54,27 @@ static void *rr_alloc(rr_root_t *root, size_t size)
         root->used += size;
         return p;
     }
-    /* A block of its own: what is left of the first one stays for smaller pieces. */
-    rr_block_t *b = malloc(sizeof *b + size);
-    if (!b)
+    rr_block_t *b = root->more;
+    if (b && size <= b->cap - b->used) {
+        void *p = b->data + b->used;
+        b->used += size;
+        return p;
+    }
+    /* A new block, twice the last one (up to RR_BLOCK_MAX) or the piece's size: a large
+     * reply costs a few allocations, not one per element. */
+    size_t cap = b ? b->cap * 2 : RR_BLOCK;
+    if (cap > RR_BLOCK_MAX)
+        cap = RR_BLOCK_MAX;
+    if (cap < size)
+        cap = size;
+    rr_block_t *nb = malloc(sizeof *nb + cap);
+    if (!nb)
         return NULL;
-    b->next = root->more;
-    root->more = b;
-    return b->data;
+    nb->next = b;
+    nb->cap = cap;
+    nb->used = size;
+    root->more = nb;
+    return nb->data;
 }
 
 /* A new reply object of type: the root of its tree (with extra bytes of room for the rest)
@@ -106,14 +125,21 @@ static void *rr_string(const redisReadTask *task, char *str, size_t len)
 static void *rr_array(const redisReadTask *task, int elements)
 {
     size_t n = elements > 0 ? (size_t)elements : 0;
+    if (n > SIZE_MAX / sizeof(redisReply *))
+        return NULL;
     redisReply *r = rr_new(task, REDIS_REPLY_ARRAY, task->parent ? 0 : RR_BLOCK);
     if (!r)
         return NULL;
     if (n) {
         redisReply **el =
             rr_alloc(task->parent ? rr_root_of(task) : (rr_root_t *)(void *)r, n * sizeof *el);
-        if (!el)
+        if (!el) {
+            /* A root the reader does not hold yet (it keeps a reply only once made); a
+             * child goes with its root, which the reader frees. */
+            if (!task->parent)
+                rr_free(r);
             return NULL;
+        }
         memset(el, 0, n * sizeof *el);
         r->element = el;
     }
