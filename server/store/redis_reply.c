@@ -12,6 +12,9 @@
 #define RR_BLOCK 2048
 /* Further blocks double up to this. */
 #define RR_BLOCK_MAX (256 * 1024)
+/* No piece may come near SIZE_MAX, where rounding it up or adding a header would wrap:
+ * hiredis reads a bulk length of up to LLONG_MAX from the wire. */
+#define RR_PIECE_MAX (SIZE_MAX / 4)
 
 typedef struct rr_block rr_block_t;
 struct rr_block {
@@ -48,6 +51,8 @@ static rr_root_t *rr_root_of(const redisReadTask *task)
 
 static void *rr_alloc(rr_root_t *root, size_t size)
 {
+    if (size > RR_PIECE_MAX)
+        return NULL;
     size = (size + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
     if (size <= root->cap - root->used) {
         void *p = root->data + root->used;
@@ -83,6 +88,8 @@ static redisReply *rr_new(const redisReadTask *task, int type, size_t extra)
 {
     redisReply *r;
     if (!task->parent) {
+        if (extra > RR_PIECE_MAX)
+            return NULL;
         rr_root_t *root = malloc(sizeof *root + extra);
         if (!root)
             return NULL;

@@ -148,32 +148,31 @@ class BenchWs(harness.ParleyTestCase):
         self.assertEqual(r["window"], 8)  # flat out, the default window
         self.assertIn("in flight", p.stderr)  # the progress line's fragment
 
-    def test_relay_parley_window(self):
-        # --window: flat out with 32 messages in flight per sender, every one delivered.
+    def relay_parley(self, *extra):
+        """A 2 s relay of 4 sockets against a fresh parleyd, its report checked whole."""
         srv = self.server(**NO_RATE_LIMITS)
         p = run_bench("relay", "--url", srv.url, "--secret", harness.TEST_SECRET,
-                      "--duration", "2", "--connections", "4", "--size", "300", "--window", "32",
-                      "--json", "--quiet", timeout=harness.scaled(60))
+                      "--duration", "2", "--connections", "4", "--size", "300", "--json",
+                      "--quiet", *extra, timeout=harness.scaled(60))
         self.assertEqual(p.returncode, 0, p.stderr)
         r = report(p)
         self.assert_relay(r, "parley")
+        return srv, r
+
+    def test_relay_parley_rate(self):
+        # --rate: about R messages a second in all; every one delivered.
+        _, r = self.relay_parley("--rate", "200")
+        self.assertEqual(r["window"], 64)
+        self.assertLessEqual(r["sent"], 2 * 200 + 8)  # the slots, not flat out
+
+    def test_relay_parley_window(self):
+        # --window: flat out with 32 messages in flight per sender, every one delivered.
+        srv, r = self.relay_parley("--window", "32")
         self.assertEqual(r["window"], 32)
         # Out of range: parleyd holds at most 64 undelivered envelopes per sender and member.
         for bad in ("0", "65", "x"):
             self.assertEqual(run_bench("relay", "--url", srv.url, "--secret", "x",
                                        "--window", bad).returncode, 2, bad)
-
-    def test_relay_parley_rate(self):
-        # --rate: about R messages a second in all; every one delivered.
-        srv = self.server(**NO_RATE_LIMITS)
-        p = run_bench("relay", "--url", srv.url, "--secret", harness.TEST_SECRET,
-                      "--duration", "2", "--connections", "4", "--size", "300", "--rate", "200",
-                      "--json", "--quiet", timeout=harness.scaled(60))
-        self.assertEqual(p.returncode, 0, p.stderr)
-        r = report(p)
-        self.assert_relay(r, "parley")
-        self.assertEqual(r["window"], 64)
-        self.assertLessEqual(r["sent"], 2 * 200 + 8)  # the slots, not flat out
 
     def test_relay_text_report(self):
         srv = self.server(**NO_RATE_LIMITS)
